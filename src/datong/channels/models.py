@@ -1,0 +1,3 @@
+"""channels tables."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, database, ids, errors, encryption. No domain logic lives here."""

@@ -1,0 +1,1 @@
+"""Normalisation of what people write (phones, names, dates, ID numbers, addresses) and matching rules."""

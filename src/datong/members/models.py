@@ -1,0 +1,3 @@
+"""members tables."""
+
+from __future__ import annotations

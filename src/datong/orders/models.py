@@ -1,0 +1,3 @@
+"""orders tables."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""org tables."""
+
+from __future__ import annotations

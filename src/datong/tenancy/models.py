@@ -1,0 +1,3 @@
+"""tenancy tables."""
+
+from __future__ import annotations
