@@ -44,9 +44,9 @@ def _decode_key(text: str, origin: str) -> bytes:
 
 
 def _derive(master: bytes, purpose: str, tenant_id: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"datong:{purpose}:{tenant_id}".encode()).derive(
-        master
-    )
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=f"datong:{purpose}:{tenant_id}".encode()
+    ).derive(master)
 
 
 @dataclass

@@ -1,0 +1,62 @@
+"""Request dependencies: the runtime, a transaction per request, and the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from datong.core.context import Runtime
+from datong.core.errors import Unauthenticated
+from datong.org.queries import store_ids_for
+from datong.tenancy import rules
+from datong.tenancy.models import ApiKey, User
+from datong.tenancy.service import authenticate_token
+
+
+def runtime(request: Request) -> Runtime:
+    value: Runtime = request.app.state.runtime
+    return value
+
+
+def session(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
+    """The request owns the transaction: committed when the handler returns, rolled back if it raises."""
+    with rt.db.unit_of_work() as s:
+        yield s
+
+
+def principal(
+    s: Annotated[Session, Depends(session)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> rules.Principal:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise Unauthenticated("send Authorization: Bearer <token or API key>")
+    kind, who = authenticate_token(s, authorization[7:].strip())
+    if isinstance(who, User):
+        return rules.Principal(
+            tenant_id=who.tenant_id,
+            kind="user",
+            id=who.id,
+            role=who.role,
+            permissions=rules.ROLE_PERMISSIONS.get(who.role, frozenset()),
+            agent_id=who.agent_id,
+            store_id=who.store_id,
+            guide_id=who.guide_id,
+            store_ids=store_ids_for(s, tenant_id=who.tenant_id, agent_id=who.agent_id, store_id=who.store_id),
+        )
+    assert isinstance(who, ApiKey)
+    return rules.Principal(
+        tenant_id=who.tenant_id,
+        kind=kind,
+        id=who.id,
+        permissions=frozenset(who.scopes),
+        store_id=who.store_id,
+        store_ids=frozenset({who.store_id}) if who.store_id else None,
+    )
+
+
+SessionDep = Annotated[Session, Depends(session)]
+PrincipalDep = Annotated[rules.Principal, Depends(principal)]
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
