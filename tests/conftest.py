@@ -1,0 +1,146 @@
+"""Shared fixtures. Every test that takes ``database`` runs twice: on SQLite and on PostgreSQL.
+
+PostgreSQL comes from ``DATONG_TEST_PG_URL`` (``scripts/test.sh`` starts a throwaway server and sets
+it). Without it the PostgreSQL half fails, unless ``DATONG_TEST_SKIP_PG=1`` says to skip it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from datong.core import config
+from datong.core.crypto import Keyring
+from datong.core.db import Database, make_engine
+from datong.core.migrate import upgrade
+
+PG_URL_ENV = "DATONG_TEST_PG_URL"
+SKIP_PG_ENV = "DATONG_TEST_SKIP_PG"
+BACKENDS = ("sqlite", "postgresql")
+# Alembic's bookkeeping survives between tests; everything else is emptied.
+KEEP_TABLES = frozenset({"alembic_version"})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _master_key() -> Iterator[str]:
+    """One random master key for the whole session, so code that reads the settings has a key."""
+    key = base64.b64encode(os.urandom(32)).decode("ascii")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATONG_MASTER_KEY", key)
+        mp.delenv("DATONG_KEY_FILE", raising=False)
+        mp.delenv("DATONG_PREVIOUS_MASTER_KEY", raising=False)
+        config.get_settings.cache_clear()
+        yield key
+    config.get_settings.cache_clear()
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    return Keyring(master=os.urandom(32))
+
+
+# --- SQLite -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file migrated to head once per session; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    # Fold the WAL into the main file so that copying the one file copies everything.
+    # Outside any transaction: datong's engine opens every connection with BEGIN, which blocks a checkpoint.
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return path
+
+
+def _sqlite_database(template: Path, tmp_path: Path) -> Iterator[Database]:
+    path = tmp_path / "datong.sqlite3"
+    shutil.copyfile(template, path)
+    db = Database(f"sqlite:///{path}")
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def _pg_url_or_stop() -> str:
+    url = os.environ.get(PG_URL_ENV, "").strip()
+    if url:
+        return url
+    if os.environ.get(SKIP_PG_ENV) == "1":
+        pytest.skip(f"PostgreSQL tests skipped: {SKIP_PG_ENV}=1 and {PG_URL_ENV} is not set")
+    pytest.fail(
+        f"{PG_URL_ENV} is not set, so the PostgreSQL half of this test cannot run: "
+        f"run scripts/test.sh, or set {PG_URL_ENV} "
+        f"(or set {SKIP_PG_ENV}=1 to skip the PostgreSQL tests on purpose)",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def _pg_admin() -> Iterator[Engine]:
+    """The PostgreSQL test database, wiped and migrated to head once per session."""
+    url = _pg_url_or_stop()
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    upgrade(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _truncate_all(engine: Engine) -> None:
+    """Empties every table in one statement (identities restarted), except ``alembic_version``.
+
+    The tables are read from the database, not only from ``Base.metadata``: that covers every model's
+    table and also any table a migration made outside the models, so nothing written by one test is
+    seen by the next.
+    """
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+        existing = conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        ).scalars()
+        names = sorted(set(existing) - KEEP_TABLES)
+        if names:
+            quoted = ", ".join(conn.dialect.identifier_preparer.quote(name) for name in names)
+            conn.execute(text(f"TRUNCATE TABLE {quoted} RESTART IDENTITY CASCADE"))
+
+
+def _pg_database(admin: Engine) -> Iterator[Database]:
+    db = Database(admin.url.render_as_string(hide_password=False))
+    try:
+        yield db
+    finally:
+        # Close the test's connections first: an idle transaction would block TRUNCATE.
+        db.dispose()
+        _truncate_all(admin)
+
+
+# --- the fixture tests use ----------------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS, ids=list(BACKENDS))
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A :class:`Database` with a freshly migrated, empty schema, on each backend in turn."""
+    if request.param == "sqlite":
+        yield from _sqlite_database(request.getfixturevalue("_sqlite_template"), tmp_path)
+    else:
+        yield from _pg_database(request.getfixturevalue("_pg_admin"))
