@@ -88,7 +88,7 @@ class OrderLineFields:
 @dataclass
 class OrderFields:
     order_no: str
-    status: str  # normalised: created | paid | shipped | completed | closed | refunded
+    status: str  # normalised: created | paid | shipped | completed | closed | refunded | unknown
     status_raw: str
     total_fen: int
     paid_fen: int

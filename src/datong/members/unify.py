@@ -146,6 +146,8 @@ def _evidence(links: list[Link]) -> dict[str, object]:
 
 
 def _merge_group(session: Session, tenant_id: str, group: Group, actor: str, stats: UnifyStats) -> str:
+    if len(group.member_ids) == 1:  # the common case online: a record joining one member, no merge
+        return group.member_ids[0]
     survivor = _survivor(session, group.member_ids)
     for absorbed in group.member_ids:
         if absorbed != survivor:
