@@ -71,7 +71,7 @@ def db_upgrade() -> None:
 
 @keys_app.command("generate")
 def keys_generate(out: Annotated[Path, typer.Option(help="where to write the new key file")]) -> None:
-    """Create a master key file (mode 600). Point DATONG_KEY_FILE at it; back it up: without it data is lost."""
+    """Create a master key file (mode 600) for DATONG_KEY_FILE. Back it up: without it data is lost."""
     write_key_file(out)
     console.print(f"wrote {out}; set DATONG_KEY_FILE={out}")
 

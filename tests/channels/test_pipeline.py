@@ -29,8 +29,12 @@ def demo_files(tmp_path_factory: pytest.TempPathFactory) -> DemoManifest:
 
 def _import_all(db: Database, keyring: Keyring, tenant: str, manifest: DemoManifest) -> list[ImportBatch]:
     return [
-        run_import(db, keyring, ImportRequest(tenant_id=tenant, kind=f.kind, path=f.path, source=f.source,
-                                              appid=f.appid), chunk_rows=100)
+        run_import(
+            db,
+            keyring,
+            ImportRequest(tenant_id=tenant, kind=f.kind, path=f.path, source=f.source, appid=f.appid),
+            chunk_rows=100,
+        )
         for f in manifest.files
     ]
 
@@ -41,7 +45,9 @@ def _state(db: Database) -> dict[str, int]:
             "members": s.scalar(select(func.count()).select_from(Member).where(Member.status == "active")),
             "identities": s.scalar(select(func.count()).select_from(Identity)),
             "records": s.scalar(select(func.count()).select_from(SourceRecord)),
-            "failed": s.scalar(select(func.count()).select_from(SourceRecord).where(SourceRecord.status == "failed")),
+            "failed": s.scalar(
+                select(func.count()).select_from(SourceRecord).where(SourceRecord.status == "failed")
+            ),
             "orders": s.scalar(select(func.count()).select_from(Order)),
             "lines": s.scalar(select(func.count()).select_from(OrderLine)),
         }
@@ -53,7 +59,13 @@ def test_every_format_imports_and_reimport_changes_nothing(
 ) -> None:
     tenant = make_tenant(database, "demo")
     batches = _import_all(database, keyring, tenant, demo_files)
-    assert {b.kind for b in batches} == {"members", "miniprogram-members", "wechat-fans", "tmall-orders", "jd-orders"}
+    assert {b.kind for b in batches} == {
+        "members",
+        "miniprogram-members",
+        "wechat-fans",
+        "tmall-orders",
+        "jd-orders",
+    }
     assert all(b.status == "done" for b in batches)
     assert sum(b.rows_seen for b in batches) == demo_files.records
     first = _state(database)
@@ -83,11 +95,17 @@ def test_crash_mid_import_then_resume_equals_a_clean_run(
     crashed_state = _state(database)
 
     other = make_tenant(database, "clean")
-    run_import(database, keyring, ImportRequest(tenant_id=other, kind=tmall.kind, path=tmall.path,
-                                                source=tmall.source), chunk_rows=50)
+    run_import(
+        database,
+        keyring,
+        ImportRequest(tenant_id=other, kind=tmall.kind, path=tmall.path, source=tmall.source),
+        chunk_rows=50,
+    )
     with database.reading() as s:
         clean_members = s.scalar(select(func.count()).select_from(Member).where(Member.tenant_id == other))
-        clean_records = s.scalar(select(func.count()).select_from(SourceRecord).where(SourceRecord.tenant_id == other))
+        clean_records = s.scalar(
+            select(func.count()).select_from(SourceRecord).where(SourceRecord.tenant_id == other)
+        )
     assert crashed_state["members"] == clean_members
     assert crashed_state["records"] == clean_records == tmall.records
 

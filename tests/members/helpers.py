@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import func, select
 
 from datong.channels.models import ImportBatch
@@ -21,7 +19,9 @@ def make_tenant(db: Database, code: str = "acme") -> str:
         return create_tenant(s, code=code, name=f"{code} brand").id
 
 
-def card(row: int, source: str, card_no: str, *, name: str | None = None, phone: str | None = None) -> ParsedRecord:
+def card(
+    row: int, source: str, card_no: str, *, name: str | None = None, phone: str | None = None
+) -> ParsedRecord:
     record = ParsedRecord(row_no=row, raw={"card": card_no, "name": name or "", "phone": phone or ""})
     record.identities.append(IdentityKey(CARD_NO, card_no, source))
     if phone:
@@ -40,8 +40,9 @@ def fan(row: int, openid: str, *, unionid: str | None = None, appid: str = "wxap
     return record
 
 
-def mini(row: int, openid: str, *, phone: str | None = None, unionid: str | None = None,
-         name: str | None = None) -> ParsedRecord:
+def mini(
+    row: int, openid: str, *, phone: str | None = None, unionid: str | None = None, name: str | None = None
+) -> ParsedRecord:
     record = fan(row, openid, unionid=unionid, appid="wxmini")
     record.raw["phone"] = phone or ""
     if phone:
@@ -52,8 +53,12 @@ def mini(row: int, openid: str, *, phone: str | None = None, unionid: str | None
     return record
 
 
-def tmall(row: int, nick: str, *, receiver: str, masked: str | None = None, phone: str | None = None) -> ParsedRecord:
-    record = ParsedRecord(row_no=row, raw={"nick": nick, "receiver": receiver, "phone": masked or phone or ""})
+def tmall(
+    row: int, nick: str, *, receiver: str, masked: str | None = None, phone: str | None = None
+) -> ParsedRecord:
+    record = ParsedRecord(
+        row_no=row, raw={"nick": nick, "receiver": receiver, "phone": masked or phone or ""}
+    )
     record.identities.append(IdentityKey(NICK, nick))
     record.weak.receiver_name = normalize_name(receiver)
     record.weak.receiver_name_pinyin = name_pinyin(receiver)
@@ -62,31 +67,62 @@ def tmall(row: int, nick: str, *, receiver: str, masked: str | None = None, phon
     return record
 
 
-def ingest(db: Database, keyring: Keyring, tenant_id: str, kind: str, source: str,
-           rows: list[ParsedRecord], *, name: str = "file.csv") -> ImportBatch:
+def ingest(
+    db: Database,
+    keyring: Keyring,
+    tenant_id: str,
+    kind: str,
+    source: str,
+    rows: list[ParsedRecord],
+    *,
+    name: str = "file.csv",
+) -> ImportBatch:
     with db.unit_of_work() as s:
-        batch = ImportBatch(tenant_id=tenant_id, kind=kind, source=source, filename=name, file_sha256=name,
-                            file_bytes=0, actor="system:test")
+        batch = ImportBatch(
+            tenant_id=tenant_id,
+            kind=kind,
+            source=source,
+            filename=name,
+            file_sha256=name,
+            file_bytes=0,
+            actor="system:test",
+        )
         s.add(batch)
         s.flush()
         ingest_chunk(s, tenant_id=tenant_id, keyring=keyring, batch=batch, parsed=rows)
     return batch
 
 
-def member_of(db: Database, keyring: Keyring, tenant_id: str, kind: str, value: str, namespace: str = "") -> set[str]:
+def member_of(
+    db: Database, keyring: Keyring, tenant_id: str, kind: str, value: str, namespace: str = ""
+) -> set[str]:
     """The active members holding this identity."""
     from datong.members.service import identity_lookup
 
     lookup = identity_lookup(keyring, tenant_id, IdentityKey(kind, value, namespace))
     with db.reading() as s:
-        return set(s.scalars(select(Identity.member_id).join(Member, Member.id == Identity.member_id).where(
-            Identity.tenant_id == tenant_id, Identity.kind == kind, Identity.namespace == namespace,
-            Identity.lookup == lookup, Member.status == "active")))
+        return set(
+            s.scalars(
+                select(Identity.member_id)
+                .join(Member, Member.id == Identity.member_id)
+                .where(
+                    Identity.tenant_id == tenant_id,
+                    Identity.kind == kind,
+                    Identity.namespace == namespace,
+                    Identity.lookup == lookup,
+                    Member.status == "active",
+                )
+            )
+        )
 
 
 def active_members(db: Database, tenant_id: str) -> int:
     with db.reading() as s:
-        return s.scalar(select(func.count()).select_from(Member).where(
-            Member.tenant_id == tenant_id, Member.status == "active")) or 0
-
-
+        return (
+            s.scalar(
+                select(func.count())
+                .select_from(Member)
+                .where(Member.tenant_id == tenant_id, Member.status == "active")
+            )
+            or 0
+        )

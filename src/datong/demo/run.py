@@ -60,15 +60,13 @@ def import_manifest(
             tenant_id=tenant_id, kind=item.kind, path=item.path, source=item.source, appid=item.appid
         )
         label = f"{item.kind} {item.path.name}"
-        batches.append(
-            run_import(
-                rt.db,
-                rt.keyring,
-                request,
-                chunk_rows=chunk_rows or rt.settings.import_chunk_rows,
-                progress=(lambda b, label=label: on_batch(label, b)) if on_batch else None,
-            )
-        )
+
+        def report(batch: ImportBatch, label: str = label) -> None:
+            if on_batch is not None:
+                on_batch(label, batch)
+
+        rows = chunk_rows or rt.settings.import_chunk_rows
+        batches.append(run_import(rt.db, rt.keyring, request, chunk_rows=rows, progress=report))
     return batches
 
 

@@ -50,7 +50,14 @@ def run_import(
         )
     if not request.path.is_file():
         raise ValidationFailed(f"no such file: {request.path}", field="file")
-    source = request.source or importers.default_source(request.kind)
+    spec = importers.importer_spec(request.kind)
+    source = (request.source or "").strip() or spec.default_source
+    if source is None:
+        raise ValidationFailed(
+            f"{request.kind} imports need the source system's name (--source)", field="source"
+        )
+    if spec.needs_appid and not (request.appid or "").strip():
+        raise ValidationFailed(f"{request.kind} imports need the WeChat appid (--appid)", field="appid")
     options: dict[str, Any] = {"appid": request.appid, "mapping": request.mapping}
     try:
         rows = importers.open_importer(

@@ -1,4 +1,4 @@
-"""Member endpoints: register or bind, look up, view, explain, merge, unmerge, consent, PIPL export and delete."""
+"""Member endpoints: register or bind, look up, view, explain, merge, unmerge, consent, PIPL export, delete."""
 
 from __future__ import annotations
 
