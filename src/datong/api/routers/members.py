@@ -1,4 +1,4 @@
-"""Member endpoints: register or bind, look up, view, explain, merge, unmerge, consent, PIPL export, delete."""
+"""Member endpoints: register or bind, look up, view, explain, merge, unmerge, consent, PIPL export, erase."""
 
 from __future__ import annotations
 
