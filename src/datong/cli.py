@@ -203,23 +203,17 @@ def import_(
 
 
 def write_error_report(rt: Runtime, batch_id: str, out: Path) -> int:
-    from datong.members.models import SourceRecord
-    from datong.members.queries import record_raw
+    """Returns how many failed rows were written."""
+    from datong.channels.queries import ERROR_REPORT_HEADER, error_rows
 
-    count = 0
+    rows = 0
     with rt.db.reading() as s, out.open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["row_no", "field", "reason", "row"])
-        for record in s.scalars(
-            select(SourceRecord)
-            .where(SourceRecord.batch_id == batch_id, SourceRecord.status == "failed")
-            .order_by(SourceRecord.row_no)
-        ):
-            raw = record_raw(rt.keyring, record)
-            for error in record.errors:
-                writer.writerow([record.row_no, error["field"], error["reason"], "|".join(raw.values())])
-            count += 1
-    return count
+        writer.writerow(ERROR_REPORT_HEADER)
+        for line in error_rows(s, rt.keyring, batch_id):
+            writer.writerow(line)
+            rows += 1
+    return rows
 
 
 def _progress() -> Progress:

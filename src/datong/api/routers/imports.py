@@ -16,10 +16,10 @@ from sqlalchemy import select
 from datong.api.deps import PrincipalDep, RuntimeDep, SessionDep
 from datong.channels.importers import IMPORT_KINDS
 from datong.channels.models import ImportBatch
+from datong.channels.queries import ERROR_REPORT_HEADER, error_rows
 from datong.core.errors import NotFound, ValidationFailed
 from datong.jobs.imports import ImportRequest, run_import
-from datong.members.models import SourceRecord
-from datong.members.queries import record_raw, require
+from datong.members.queries import require
 from datong.tenancy import rules
 from datong.tenancy.service import audit
 
@@ -132,15 +132,8 @@ def errors_report(batch_id: str, s: SessionDep, p: PrincipalDep, rt: RuntimeDep)
     batch = _batch(s, p, batch_id)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["row_no", "field", "reason", "row"])
-    for record in s.scalars(
-        select(SourceRecord)
-        .where(SourceRecord.batch_id == batch.id, SourceRecord.status == "failed")
-        .order_by(SourceRecord.row_no)
-    ):
-        raw = record_raw(rt.keyring, record)
-        for error in record.errors:
-            writer.writerow([record.row_no, error["field"], error["reason"], "|".join(raw.values())])
+    writer.writerow(ERROR_REPORT_HEADER)
+    writer.writerows(error_rows(s, rt.keyring, batch.id))
     audit(
         s,
         tenant_id=p.tenant_id,
