@@ -47,7 +47,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     AGENT_MANAGER: frozenset({MEMBERS_READ, MEMBERS_WRITE, ORG_READ}),
     STORE_MANAGER: frozenset({MEMBERS_READ, MEMBERS_WRITE, ORG_READ}),
-    GUIDE: frozenset({MEMBERS_READ}),
+    GUIDE: frozenset({MEMBERS_READ, ORG_READ}),
 }
 
 

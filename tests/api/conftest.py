@@ -1,0 +1,438 @@
+"""Fixtures for the API tests: the real app over a two-brand world, built once per backend per module.
+
+Building a world costs a migrated database, two brands with their organisation, users for every
+role (argon2), API keys and members; doing it per test would take minutes. So ``api_database`` is a
+module-scoped twin of ``tests/conftest.py::database`` (same helpers, same two backends) and ``world``
+is built on it once per module and backend. Tests in a module that uses ``world`` must therefore only
+add data (fresh members, fresh merges ...) and compare counts before and after, never rely on a count
+being absolute; and they must not also take the function-scoped ``database`` fixture, whose
+PostgreSQL teardown empties every table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+
+from datong.api.app import create_app
+from datong.api.routers import imports as imports_router
+from datong.channels.models import ImportBatch
+from datong.channels.records import FieldError
+from datong.channels.registration import Registration, register_member
+from datong.channels.service import finish_batch
+from datong.core.config import Settings
+from datong.core.context import Runtime
+from datong.core.crypto import Keyring
+from datong.core.db import Database
+from datong.members import service as members_service
+from datong.members.models import Member
+from datong.org.models import Agent, Guide, Region, Store
+from datong.org.service import load_org
+from datong.tenancy import rules
+from datong.tenancy import service as tenancy
+from tests.conftest import BACKENDS, _pg_database, _sqlite_database
+from tests.members.helpers import card, ingest
+
+ROLES = rules.ROLES  # hq_admin, hq_operator, agent_manager, store_manager, guide
+KEYS = ("pos_key", "store_key")
+# Every kind of caller the matrix tries, in the order reports print them.
+CALLERS = (*ROLES, *KEYS, "anonymous", "bad_token", "other_brand_admin")
+BAD_TOKEN = "dts_this-is-not-a-session-token"
+
+ORG: dict[str, Any] = {
+    "regions": [{"code": "EAST", "name": "华东大区"}, {"code": "SOUTH", "name": "华南大区"}],
+    "agents": [
+        {"code": "AGA", "name": "杭州某某贸易 (代理A)", "region_code": "EAST"},
+        {"code": "AGB", "name": "广州某某商贸 (代理B)", "region_code": "SOUTH"},
+    ],
+    "stores": [
+        {
+            "code": "D1",
+            "name": "上海南京东路直营店",
+            "kind": "direct",
+            "region_code": "EAST",
+            "province": "上海市",
+            "city": "上海市",
+            "district": "黄浦区",
+            "address": "南京东路299号",
+            "latitude": 31.2363,
+            "longitude": 121.4801,
+        },
+        {
+            "code": "A1",
+            "name": "杭州湖滨加盟店",
+            "kind": "franchise",
+            "agent_code": "AGA",
+            "region_code": "EAST",
+            "province": "浙江省",
+            "city": "杭州市",
+            "district": "上城区",
+            "address": "湖滨路18号",
+            "latitude": 30.2565,
+            "longitude": 120.1621,
+            "guides": [{"code": "G1", "name": "小周"}, {"code": "G2", "name": "小吴"}],
+        },
+        {
+            "code": "A2",
+            "name": "宁波天一加盟店",
+            "kind": "franchise",
+            "agent_code": "AGA",
+            "region_code": "EAST",
+            "province": "浙江省",
+            "city": "宁波市",
+            "district": "海曙区",
+        },
+        {
+            "code": "B1",
+            "name": "广州天河加盟店",
+            "kind": "franchise",
+            "agent_code": "AGB",
+            "region_code": "SOUTH",
+            "province": "广东省",
+            "city": "广州市",
+            "district": "天河区",
+        },
+        {
+            "code": "C1",
+            "name": "深圳万象城专柜",
+            "kind": "counter",
+            "region_code": "SOUTH",
+            "province": "广东省",
+            "city": "深圳市",
+            "district": "南山区",
+        },
+    ],
+}
+STORE_CODES = ("D1", "A1", "A2", "B1", "C1")
+
+# The members every brand starts with: label → (home store code, guide code, name, phone).
+# Both brands hold the same phones: one person may be a member of two brands, and neither brand may
+# see the other's member through it.
+MEMBERS: dict[str, tuple[str | None, str | None, str, str]] = {
+    "a1_guide": ("A1", "G1", "王芳", "13912340001"),  # agent A's store, bound to guide G1
+    "a1": ("A1", None, "李娜", "13912340002"),  # agent A's store, no guide
+    "a2": ("A2", None, "张伟", "13912340003"),  # agent A's other store
+    "b1": ("B1", None, "刘洋", "13912340004"),  # agent B's store
+    "direct": ("D1", None, "陈静", "13912340005"),  # the direct store (the store key's store)
+    "online": (None, None, "杨磊", "13912340006"),  # registered in the mini-program: no store
+}
+CARD_SOURCE = "pos_hq"
+MINI_APPID = "wxmini-app"
+
+_SURNAMES = "赵钱孙李周吴郑冯褚卫蒋沈韩朱秦尤许何吕施孔曹严华金魏陶姜戚谢邹喻柏水窦章云苏潘葛"
+_GIVEN = "安宁佳怡子涵浩然思远雨桐梓萱宇轩欣悦一鸣"
+
+# Cheap argon2 parameters while the world's users are created: the hash format and the verify path are
+# the real ones, only the work factor is lower (login verifies with the parameters stored in the hash).
+_FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@dataclass
+class Brand:
+    code: str
+    tenant_id: str
+    regions: dict[str, str] = field(default_factory=dict)  # code → id
+    agents: dict[str, str] = field(default_factory=dict)
+    stores: dict[str, str] = field(default_factory=dict)
+    guides: dict[str, str] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)  # role → user id
+    usernames: dict[str, str] = field(default_factory=dict)
+    passwords: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # role → bearer token
+    keys: dict[str, str] = field(default_factory=dict)  # pos_key | store_key → secret
+    key_ids: dict[str, str] = field(default_factory=dict)
+    members: dict[str, str] = field(default_factory=dict)  # label → member id
+    batch_id: str = ""  # an import batch with one failed row
+    merge_id: str = ""  # a merge that is in force
+
+
+@dataclass
+class World:
+    backend: str
+    db: Database
+    keyring: Keyring
+    app: FastAPI
+    client: TestClient
+    uploads: Path
+    brands: dict[str, Brand] = field(default_factory=dict)  # "b1", "b2"
+    _serial: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def b1(self) -> Brand:
+        return self.brands["b1"]
+
+    @property
+    def b2(self) -> Brand:
+        return self.brands["b2"]
+
+    # --- callers ------------------------------------------------------------------------------
+
+    def token(self, caller: str) -> str | None:
+        if caller in ROLES:
+            return self.b1.tokens[caller]
+        if caller in KEYS:
+            return self.b1.keys[caller]
+        if caller == "other_brand_admin":
+            return self.b2.tokens[rules.HQ_ADMIN]
+        if caller == "bad_token":
+            return BAD_TOKEN
+        assert caller == "anonymous", caller
+        return None
+
+    def auth(self, caller: str) -> dict[str, str]:
+        token = self.token(caller)
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def brand_of(self, caller: str) -> Brand:
+        return self.b2 if caller == "other_brand_admin" else self.b1
+
+    # --- what is stored ---------------------------------------------------------------------
+
+    def counts(self) -> dict[str, Any]:
+        """Rows in every table a request could write, plus the newest member change and the uploads."""
+        tables = (
+            "tenant",
+            "app_user",
+            "api_key",
+            "login_session",
+            "audit_entry",
+            "member",
+            "identity",
+            "source_record",
+            "consent",
+            "merge_event",
+            "separation",
+            "idempotent_request",
+            "import_batch",
+            "sales_order",
+            "store",
+        )
+        parts = [f"(SELECT count(*) FROM {t}) AS {t}" for t in tables]
+        parts += [
+            f"(SELECT count(*) FROM member WHERE status = '{status}') AS member_{status}"
+            for status in ("active", "merged", "deleted")
+        ]
+        parts.append("(SELECT max(updated_at) FROM member) AS member_updated")
+        parts.append("(SELECT count(*) FROM merge_event WHERE undone_at IS NOT NULL) AS merges_undone")
+        with self.db.reading() as s:
+            row = dict(s.execute(text("SELECT " + ", ".join(parts))).mappings().one())
+        row["upload_files"] = sum(1 for p in self.uploads.rglob("*") if p.is_file())
+        return row
+
+    def audit_actions(self, tenant_id: str, object_id: str) -> list[str]:
+        with self.db.reading() as s:
+            return list(
+                s.scalars(
+                    text(
+                        "SELECT action FROM audit_entry WHERE tenant_id = :t AND object_id = :o ORDER BY at, id"
+                    ).bindparams(t=tenant_id, o=object_id)
+                )
+            )
+
+    def member(self, member_id: str) -> Member:
+        with self.db.reading() as s:
+            found = s.get(Member, member_id)
+            assert found is not None, member_id
+            return found
+
+    # --- fresh objects for tests that change things ----------------------------------------------
+
+    def fresh_phone(self) -> str:
+        return f"137{next(self._serial):08d}"
+
+    def fresh_name(self) -> str:
+        n = next(self._serial)
+        return _SURNAMES[n % len(_SURNAMES)] + _GIVEN[(n // len(_SURNAMES)) % len(_GIVEN)] + _GIVEN[n % 7]
+
+    def fresh_card(self) -> str:
+        return f"VIP{next(self._serial):07d}"
+
+    def fresh_member(self, brand: Brand, *, store: str | None = None, guide: str | None = None) -> str:
+        """A new person registered at a POS of ``store`` (a store code), bound to ``guide`` if given."""
+        with self.db.unit_of_work() as s:
+            member_id, created = register_member(
+                s,
+                tenant_id=brand.tenant_id,
+                keyring=self.keyring,
+                actor="system:test",
+                registration=Registration(
+                    source=CARD_SOURCE,
+                    card_no=self.fresh_card(),
+                    phone=self.fresh_phone(),
+                    name=self.fresh_name(),
+                    store_code=store,
+                ),
+            )
+            assert created
+            if guide:
+                member = s.get(Member, member_id)
+                assert member is not None
+                member.guide_id = brand.guides[guide]
+        return member_id
+
+    def fresh_merge(self, brand: Brand) -> str:
+        """Two new people merged by hand: the merge's id."""
+        survivor, absorbed = self.fresh_member(brand), self.fresh_member(brand)
+        with self.db.unit_of_work() as s:
+            event = members_service.merge_members(
+                s,
+                tenant_id=brand.tenant_id,
+                survivor_id=survivor,
+                absorbed_id=absorbed,
+                rule="manual",
+                evidence={"reason": "test fixture"},
+                actor="system:test",
+            )
+            return event.id
+
+    def wait_for_imports(self, timeout: float = 30.0) -> None:
+        """Import jobs run in a thread after the upload answers: wait until none is running."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.db.reading() as s:
+                running = s.scalar(select(ImportBatch.id).where(ImportBatch.status == "running").limit(1))
+            if running is None:
+                return
+            assert time.monotonic() < deadline, f"import {running} still running after {timeout}s"
+            time.sleep(0.02)
+
+
+def _build_brand(world: World, code: str) -> Brand:
+    db, keyring = world.db, world.keyring
+    with db.unit_of_work() as s:
+        tenant = tenancy.create_tenant(s, code=code, name=f"{code} 服饰")
+        brand = Brand(code=code, tenant_id=tenant.id)
+        load_org(s, tenant_id=tenant.id, actor="system:test", data=ORG)
+        for model, target in (
+            (Region, brand.regions),
+            (Agent, brand.agents),
+            (Store, brand.stores),
+            (Guide, brand.guides),
+        ):
+            target.update(s.execute(select(model.code, model.id).where(model.tenant_id == tenant.id)).all())
+        scope = {
+            rules.HQ_ADMIN: {},
+            rules.HQ_OPERATOR: {},
+            rules.AGENT_MANAGER: {"agent_id": brand.agents["AGA"]},
+            rules.STORE_MANAGER: {"store_id": brand.stores["A1"]},
+            rules.GUIDE: {"guide_id": brand.guides["G1"]},
+        }
+        for role in ROLES:
+            # The same usernames in both brands, with different passwords.
+            brand.usernames[role] = role.replace("_", "-")
+            brand.passwords[role] = f"{code}-{role}-密码-0"
+            user = tenancy.create_user(
+                s,
+                tenant_id=tenant.id,
+                username=brand.usernames[role],
+                password=brand.passwords[role],
+                role=role,
+                **scope[role],
+            )
+            brand.users[role] = user.id
+        for name, store in (("pos_key", None), ("store_key", brand.stores["D1"])):
+            secret, key = tenancy.create_api_key(
+                s,
+                tenant_id=tenant.id,
+                name=name,
+                scopes=[rules.MEMBERS_READ, rules.MEMBERS_WRITE],
+                store_id=store,
+            )
+            brand.keys[name], brand.key_ids[name] = secret, key.id
+    with db.unit_of_work() as s:
+        for label, (store, guide, name, phone) in MEMBERS.items():
+            if store is None:
+                registration = Registration(
+                    source="miniprogram",
+                    openid=f"o-{label}",
+                    appid=MINI_APPID,
+                    unionid=f"u-{label}",
+                    phone=phone,
+                    name=name,
+                )
+            else:
+                registration = Registration(
+                    source=CARD_SOURCE, card_no=f"C-{label}", phone=phone, name=name, store_code=store
+                )
+            member_id, created = register_member(
+                s, tenant_id=tenant.id, keyring=keyring, actor="system:test", registration=registration
+            )
+            assert created, label
+            brand.members[label] = member_id
+        s.flush()
+        guide_member = s.get(Member, brand.members["a1_guide"])
+        assert guide_member is not None
+        guide_member.guide_id = brand.guides["G1"]  # binding is a later feature: set it directly
+    bad = card(1, CARD_SOURCE, f"BAD-{code}", name="周强")
+    bad.errors.append(FieldError("手机号", "not a mainland mobile or international number"))
+    brand.batch_id = ingest(db, keyring, tenant.id, "members", CARD_SOURCE, [bad], name=f"{code}.csv").id
+    with db.unit_of_work() as s:
+        batch = s.get(ImportBatch, brand.batch_id)
+        assert batch is not None
+        finish_batch(s, batch)
+    brand.merge_id = world.fresh_merge(brand)
+    return brand
+
+
+def _log_in(world: World, brand: Brand) -> None:
+    for role in ROLES:
+        answer = world.client.post(
+            "/api/v1/auth/login",
+            json={"tenant": brand.code, "username": brand.usernames[role], "password": brand.passwords[role]},
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["user_id"], body["role"], body["token_type"]) == (brand.users[role], role, "bearer")
+        brand.tokens[role] = body["token"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS, ids=list(BACKENDS))
+def api_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """Like ``database`` (a freshly migrated, empty schema on each backend), but once per module."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("_sqlite_template")
+        yield from _sqlite_database(template, tmp_path_factory.mktemp("api-sqlite"))
+    else:
+        yield from _pg_database(request.getfixturevalue("_pg_admin"))
+
+
+@pytest.fixture(scope="module")
+def world(api_database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Two brands (``b1`` is the one under test; ``b2`` is the neighbour), each with 2 regions, agents
+    A and B, stores D1 (direct), A1 and A2 (agent A's franchises), B1 (agent B's), C1 (a counter), guides
+    G1 and G2 in A1, a user per role (agent manager of A, store manager of A1, guide G1), a brand-wide POS
+    key and a key bound to D1 (both members:read + members:write), the members in ``MEMBERS``, an import
+    batch with a failed row and a merge in force. Every brand-1 user and brand 2's admin are logged in
+    through the API."""
+    keyring = Keyring(master=os.urandom(32))
+    backend = api_database.engine.dialect.name
+    runtime = Runtime(settings=Settings(database_url=api_database.url), db=api_database, keyring=keyring)
+    app = create_app(runtime, check_schema=True)
+    uploads = tmp_path_factory.mktemp("uploads")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(imports_router, "UPLOADS", uploads)  # the upload route writes under the cwd otherwise
+        with TestClient(app) as client:
+            world = World(
+                backend=backend, db=api_database, keyring=keyring, app=app, client=client, uploads=uploads
+            )
+            with pytest.MonkeyPatch.context() as fast:
+                fast.setattr(tenancy, "_hasher", _FAST_HASHER)
+                world.brands["b1"] = _build_brand(world, "brand-one")
+                world.brands["b2"] = _build_brand(world, "brand-two")
+            _log_in(world, world.b1)
+            _log_in(world, world.b2)
+            yield world
+            world.wait_for_imports()
