@@ -56,19 +56,14 @@ def lookup_members(
     if not value.strip():
         raise ValidationFailed("a value to look up is required", field="value")
     lookup = identity_lookup(keyring, principal.tenant_id, IdentityKey(kind, value.strip(), namespace))
-    query = (
-        select(Member)
-        .join(Identity, Identity.member_id == Member.id)
-        .where(
-            Identity.tenant_id == principal.tenant_id,
-            Identity.kind == kind,
-            Identity.lookup == lookup,
-            Member.status == ACTIVE,
-        )
+    holders = select(Identity.member_id).where(
+        Identity.tenant_id == principal.tenant_id, Identity.kind == kind, Identity.lookup == lookup
     )
     if namespace or kind in ("openid", "card_no", "ouid"):
-        query = query.where(Identity.namespace == namespace)
-    return [m for m in session.scalars(query.distinct()) if member_in_scope(principal, m)]
+        holders = holders.where(Identity.namespace == namespace)
+    # A subquery, not DISTINCT over members: PostgreSQL cannot compare json columns.
+    query = select(Member).where(Member.id.in_(holders), Member.status == ACTIVE).order_by(Member.id)
+    return [m for m in session.scalars(query) if member_in_scope(principal, m)]
 
 
 def _unmasked(principal: Principal, want: bool) -> bool:
