@@ -346,7 +346,7 @@ def demo(
     """Create a demo brand with generated data, import and unify it, then serve the API."""
     from datong.demo.run import run_demo
 
-    rt = run_demo(workdir=workdir, people=people, console=console)
+    rt = run_demo(workdir=workdir, people=people, console=console, port=port)
     if serve_api:
         import uvicorn
 

@@ -111,7 +111,7 @@ def _demo_users(s: object, tenant_id: str) -> None:
         )
 
 
-def run_demo(*, workdir: Path, people: int, console: Console) -> Runtime:
+def run_demo(*, workdir: Path, people: int, console: Console, port: int = 8000) -> Runtime:
     workdir.mkdir(parents=True, exist_ok=True)
     rt = demo_runtime(workdir)
     upgrade(rt.settings.database_url)
@@ -148,13 +148,14 @@ def run_demo(*, workdir: Path, people: int, console: Console) -> Runtime:
                 .order_by(User.username)
             )
         )
-    console.print("[bold]4/4[/] serving the API on http://127.0.0.1:8000 (OpenAPI: /docs)")
+    console.print(f"[bold]4/4[/] serving the API on http://127.0.0.1:{port} (OpenAPI: /docs)")
     console.print(
         f"      log in: brand [bold]{manifest.tenant_code}[/], users {', '.join(users)}, "
         f"password [bold]{DEMO_PASSWORD}[/]"
     )
     console.print(
-        "      curl -s -X POST http://127.0.0.1:8000/api/v1/auth/login -H 'content-type: application/json' "
+        f"      curl -s -X POST http://127.0.0.1:{port}/api/v1/auth/login -H 'content-type: application/json'"
+        " "
         f'-d \'{{"tenant":"demo","username":"admin","password":"{DEMO_PASSWORD}"}}\''
     )
     console.print(f"      identities export: datong export identities --out {workdir / 'identities.csv'}")
