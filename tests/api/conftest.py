@@ -41,6 +41,7 @@ from datong.org.models import Agent, Guide, Region, Store
 from datong.org.service import load_org
 from datong.tenancy import rules
 from datong.tenancy import service as tenancy
+from datong.tenancy.models import AuditEntry
 from tests.conftest import BACKENDS, _pg_database, _sqlite_database
 from tests.members.helpers import card, ingest
 
@@ -234,9 +235,9 @@ class World:
         with self.db.reading() as s:
             return list(
                 s.scalars(
-                    text(
-                        "SELECT action FROM audit_entry WHERE tenant_id = :t AND object_id = :o ORDER BY at, id"
-                    ).bindparams(t=tenant_id, o=object_id)
+                    select(AuditEntry.action)
+                    .where(AuditEntry.tenant_id == tenant_id, AuditEntry.object_id == object_id)
+                    .order_by(AuditEntry.at, AuditEntry.id)
                 )
             )
 
@@ -297,11 +298,16 @@ class World:
             return event.id
 
     def wait_for_imports(self, timeout: float = 30.0) -> None:
-        """Import jobs run in a thread after the upload answers: wait until none is running."""
+        """Import jobs run in a thread after the upload answers: wait until none is running.
+        (Batches written by ``tests.members.helpers.ingest`` are never finished: they are not waited for.)"""
         deadline = time.monotonic() + timeout
         while True:
             with self.db.reading() as s:
-                running = s.scalar(select(ImportBatch.id).where(ImportBatch.status == "running").limit(1))
+                running = s.scalar(
+                    select(ImportBatch.id)
+                    .where(ImportBatch.status == "running", ImportBatch.actor != "system:test")
+                    .limit(1)
+                )
             if running is None:
                 return
             assert time.monotonic() < deadline, f"import {running} still running after {timeout}s"
@@ -370,10 +376,11 @@ def _build_brand(world: World, code: str) -> Brand:
             )
             assert created, label
             brand.members[label] = member_id
-        s.flush()
-        guide_member = s.get(Member, brand.members["a1_guide"])
-        assert guide_member is not None
-        guide_member.guide_id = brand.guides["G1"]  # binding is a later feature: set it directly
+            if guide:
+                s.flush()
+                bound = s.get(Member, member_id)
+                assert bound is not None
+                bound.guide_id = brand.guides[guide]  # binding is a later feature: set it directly
     bad = card(1, CARD_SOURCE, f"BAD-{code}", name="周强")
     bad.errors.append(FieldError("手机号", "not a mainland mobile or international number"))
     brand.batch_id = ingest(db, keyring, tenant.id, "members", CARD_SOURCE, [bad], name=f"{code}.csv").id

@@ -47,7 +47,7 @@ def test_chinese_headers(tmp_path: Path) -> None:
     assert masked.identities == [] and masked.weak.masked_phone == "138****5678"
     assert masked.errors == [FieldError("openid", "is missing, and the row has no unionid or phone either")]
     assert bad.row_no == 3
-    assert bad.errors == [FieldError("手机号", "not a mainland mobile or international number: '12345'")]
+    assert bad.errors == [FieldError("手机号", "not a mainland mobile or international number (5 digits)")]
 
 
 def test_english_headers_and_default_namespace(tmp_path: Path) -> None:

@@ -144,7 +144,8 @@ def test_normalize_phone_rejects_masked(raw: str) -> None:
 def test_normalize_phone_rejects_invalid(raw: str) -> None:
     with pytest.raises(NormalizationError) as err:
         normalize_phone(raw)
-    assert err.value.reason == f"not a mainland mobile or international number: {raw!r}"
+    digits = sum(c.isdigit() for c in raw.replace("+", ""))
+    assert err.value.reason == f"not a mainland mobile or international number ({digits} digits)"
 
 
 def test_normalize_phone_rejects_service_numbers() -> None:
@@ -153,7 +154,7 @@ def test_normalize_phone_rejects_service_numbers() -> None:
 
 
 def test_normalization_error_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="12345"):
+    with pytest.raises(ValueError, match=r"\(5 digits\)"):
         normalize_phone("12345")
 
 
@@ -610,7 +611,7 @@ def test_normalize_email(raw: str, expected: str) -> None:
 def test_normalize_email_rejects(raw: str) -> None:
     with pytest.raises(NormalizationError) as err:
         normalize_email(raw)
-    assert err.value.reason == f"not an email address: {raw!r}"
+    assert err.value.reason == "not an email address"
 
 
 # --- money and integers -----------------------------------------------------------------------------------

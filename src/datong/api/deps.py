@@ -31,6 +31,21 @@ def principal(
     s: Annotated[Session, Depends(session)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> rules.Principal:
+    return _principal_of(s, authorization)
+
+
+def principal_outside_transaction(
+    rt: Annotated[Runtime, Depends(runtime)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> rules.Principal:
+    """For a route that hands work to another thread and waits for it: the caller is authenticated in a
+    short read-only session, so the request holds no transaction. (On SQLite the request's transaction
+    holds the write lock, which the worker thread would wait for until the route gave up waiting.)"""
+    with rt.db.reading() as s:
+        return _principal_of(s, authorization)
+
+
+def _principal_of(s: Session, authorization: str | None) -> rules.Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthenticated("send Authorization: Bearer <token or API key>")
     kind, who = authenticate_token(s, authorization[7:].strip())
@@ -59,4 +74,5 @@ def principal(
 
 SessionDep = Annotated[Session, Depends(session)]
 PrincipalDep = Annotated[rules.Principal, Depends(principal)]
+PrincipalOutsideTransactionDep = Annotated[rules.Principal, Depends(principal_outside_transaction)]
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

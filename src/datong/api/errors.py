@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -27,10 +29,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "reason": e["msg"]}
-            for e in exc.errors()
-        ]
+        problems = [_problem(e) for e in exc.errors()]
         first = problems[0] if problems else {"field": None, "reason": "invalid request"}
         return JSONResponse(
             {
@@ -41,3 +40,19 @@ def install(app: FastAPI) -> None:
             },
             status_code=422,
         )
+
+
+# Where FastAPI found a value; the field is named without it, as the services name their fields.
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def _problem(error: Any) -> dict[str, Any]:
+    """``{"field", "reason", "in"}`` for one validation error. A body that is missing or not JSON at all
+    is field ``body`` (FastAPI's location is then empty, or a character position, not a field)."""
+    loc = [str(part) for part in error.get("loc", ())]
+    where = loc[0] if loc and loc[0] in _LOCATIONS else None
+    if error.get("type") == "json_invalid":
+        why = (error.get("ctx") or {}).get("error")
+        return {"field": "body", "reason": f"the body is not valid JSON: {why or error['msg']}", "in": "body"}
+    name = ".".join(loc[1:] if where else loc)
+    return {"field": name or where, "reason": error["msg"], "in": where}

@@ -131,6 +131,12 @@ def _fast_mainland_mobile(digits: str) -> bool:
     return general.matches(digits) and mobile.matches(digits) and not any(d.matches(digits) for d in earlier)
 
 
+def _invalid_phone(compact: str) -> str:
+    # The reason is kept with a failed row in plain JSON: it describes the value but never repeats it.
+    digits = sum(c.isdigit() for c in compact)
+    return f"not a mainland mobile or international number ({digits} digits)"
+
+
 def normalize_phone(text: str | None) -> str | None:
     """A personal phone: mainland mobiles → 11 digits (13812345678), others → E.164 (+85291234567)."""
     value = _clean(text)
@@ -138,21 +144,21 @@ def normalize_phone(text: str | None) -> str | None:
         return None
     compact = _PHONE_SEPARATORS_RE.sub("", value)
     if "*" in compact or _MASKED_RE.match(compact):
-        raise NormalizationError(f"a masked phone number, not a full one: {value!r}")
+        raise NormalizationError("a masked phone number, not a full one")
     national = _MAINLAND_PREFIX_RE.sub("", compact)
     if _PLAIN_MOBILE_RE.match(national) and _fast_mainland_mobile(national):
         return national
     try:
         number = phonenumbers.parse(value, "CN")
     except phonenumbers.NumberParseException:
-        raise NormalizationError(f"not a mainland mobile or international number: {value!r}") from None
+        raise NormalizationError(_invalid_phone(compact)) from None
     if not phonenumbers.is_valid_number(number):
-        raise NormalizationError(f"not a mainland mobile or international number: {value!r}")
+        raise NormalizationError(_invalid_phone(compact))
     kind = phonenumbers.number_type(number)
     if kind == phonenumbers.PhoneNumberType.FIXED_LINE:
         raise NormalizationError("a landline, not a mobile number")
     if kind not in _ACCEPTED_TYPES:
-        raise NormalizationError(f"a service number, not a personal mobile number: {value!r}")
+        raise NormalizationError("a service number, not a personal mobile number")
     if number.country_code == 86:
         return str(number.national_number)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -371,7 +377,7 @@ def normalize_email(text: str | None) -> str | None:
         return None
     match = _EMAIL_RE.match(value)
     if match is None:
-        raise NormalizationError(f"not an email address: {value!r}")
+        raise NormalizationError("not an email address")  # the reason is stored unencrypted
     return f"{match.group(1)}@{match.group(2).lower()}"
 
 

@@ -235,7 +235,9 @@ def require(principal: Principal, permission: str) -> None:
         raise Forbidden(f"this needs the {permission} right", field=None)
 
 
-def member_records(session: Session, keyring: Keyring, member_id: str) -> list[dict[str, Any]]:
+def member_records(
+    session: Session, keyring: Keyring, member_id: str, *, include_raw: bool
+) -> list[dict[str, Any]]:
     records = session.scalars(
         select(SourceRecord).where(SourceRecord.member_id == member_id).order_by(SourceRecord.created_at)
     )
@@ -245,7 +247,7 @@ def member_records(session: Session, keyring: Keyring, member_id: str) -> list[d
             "source": r.source,
             "channel": r.channel,
             "row_no": r.row_no,
-            "raw": record_raw(keyring, r),
+            "raw": record_raw(keyring, r) if include_raw else None,
         }
         for r in records
     ]

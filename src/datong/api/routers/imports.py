@@ -13,11 +13,11 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from datong.api.deps import PrincipalDep, RuntimeDep, SessionDep
+from datong.api.deps import PrincipalDep, PrincipalOutsideTransactionDep, RuntimeDep, SessionDep
 from datong.channels.importers import IMPORT_KINDS
 from datong.channels.models import ImportBatch
 from datong.channels.queries import ERROR_REPORT_HEADER, error_rows
-from datong.core.errors import NotFound, ValidationFailed
+from datong.core.errors import DatongError, NotFound, ValidationFailed
 from datong.jobs.imports import ImportRequest, run_import
 from datong.members.queries import require
 from datong.tenancy import rules
@@ -49,7 +49,7 @@ def _view(b: ImportBatch) -> dict[str, Any]:
 
 @router.post("", status_code=202)
 def upload(
-    p: PrincipalDep,
+    p: PrincipalOutsideTransactionDep,
     rt: RuntimeDep,
     kind: Annotated[str, Form()],
     file: Annotated[UploadFile, File()],
@@ -84,7 +84,12 @@ def upload(
                 rt.db, rt.keyring, request, chunk_rows=rt.settings.import_chunk_rows, progress=seen
             )
             outcome.setdefault("id", batch.id)
-        except Exception as exc:  # reported to the caller below or through the batch's status
+            # Every row now lives encrypted in the database; the plaintext upload must not outlive it.
+            path.unlink(missing_ok=True)
+        except DatongError as exc:  # a file-level problem: the batch says so, and the file is of no use
+            outcome["error"] = exc
+            path.unlink(missing_ok=True)
+        except Exception as exc:  # kept: the same upload resumes where the batch stopped
             outcome["error"] = exc
         finally:
             started.set()

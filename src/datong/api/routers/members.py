@@ -146,11 +146,13 @@ def consent(member_id: str, body: ConsentIn, s: SessionDep, p: PrincipalDep) -> 
 
 @router.get("/{member_id}/export")
 def export(member_id: str, s: SessionDep, p: PrincipalDep, rt: RuntimeDep) -> dict[str, Any]:
-    """A copy of everything held about the person (PIPL art. 45), unmasked: audited."""
+    """A copy of everything held about the person (PIPL art. 45): audited. The raw rows are personal data
+    in plaintext, so only a caller who may unmask receives them."""
     queries.require(p, rules.MEMBERS_EXPORT)
     member = queries.get_member_for(s, p, member_id)
-    view_ = queries.member_view(s, p, rt.keyring, member, unmask=p.can(rules.MEMBERS_UNMASK))
-    view_["records"] = queries.member_records(s, rt.keyring, member.id)
+    unmask = p.can(rules.MEMBERS_UNMASK)
+    view_ = queries.member_view(s, p, rt.keyring, member, unmask=unmask)
+    view_["records"] = queries.member_records(s, rt.keyring, member.id, include_raw=unmask)
     audit(
         s,
         tenant_id=p.tenant_id,
