@@ -68,7 +68,7 @@ def _parse(reg: Registration) -> ParsedRecord:
         (CARD_NO, reg.card_no, reg.source),
         (PHONE, phone, ""),
         (UNIONID, reg.unionid, ""),
-        (OPENID, reg.openid, reg.appid or reg.source),
+        (OPENID, reg.openid, reg.appid or ""),  # no appid: refused below
         (EMAIL, email, ""),
     ]
     record.identities = [

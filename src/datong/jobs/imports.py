@@ -86,9 +86,7 @@ def run_import(
             done_rows += len(chunk)
             if stop_after_rows is not None and done_rows >= stop_after_rows:
                 raise Interrupted(f"stopped after {done_rows} rows")
-    except Interrupted:
-        raise
-    except ValueError as exc:
+    except ValueError as exc:  # raised by the reader: a file that turns out not to be of its kind
         _finish(db, batch_id, str(exc))
         raise ValidationFailed(str(exc), field="file") from exc
     return _finish(db, batch_id, None)
