@@ -29,11 +29,14 @@ KEEP_TABLES = frozenset({"alembic_version"})
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _master_key() -> Iterator[str]:
-    """One random master key for the whole session, so code that reads the settings has a key."""
+def _master_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One random master key for the whole session, so code that reads the settings has a key; and a
+    default database in a temporary folder, so nothing a test does can write to the repository's var/."""
     key = base64.b64encode(os.urandom(32)).decode("ascii")
+    default_db = tmp_path_factory.mktemp("default-db") / "datong.sqlite3"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DATONG_MASTER_KEY", key)
+        mp.setenv("DATONG_DATABASE_URL", f"sqlite:///{default_db}")
         mp.delenv("DATONG_KEY_FILE", raising=False)
         mp.delenv("DATONG_PREVIOUS_MASTER_KEY", raising=False)
         config.get_settings.cache_clear()
