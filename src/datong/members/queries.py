@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ from datong.core.errors import Forbidden, NotFound, ValidationFailed
 from datong.core.masking import mask_address, mask_email, mask_id_number, mask_name, mask_phone
 from datong.identity.rules import NormalizationError, normalize_email, normalize_phone
 from datong.members.models import ACTIVE, Consent, Identity, Member, MergeEvent, SourceRecord
-from datong.members.service import identity_lookup, identity_value
+from datong.members.service import identity_lookup, identity_value, record_json
 from datong.orders.models import Order
 from datong.tenancy.rules import Principal
 
@@ -221,13 +220,8 @@ def export_identities(
 
 
 def record_raw(keyring: Keyring, record: SourceRecord) -> dict[str, str]:
-    if not record.raw_enc:
-        return {}
-    text = keyring.decrypt(
-        record.raw_enc, tenant_id=record.tenant_id, table="source_record", row_id=record.id, column="raw"
-    )
-    raw: dict[str, str] = json.loads(text)
-    return raw
+    """The row exactly as the file or the caller gave it."""
+    return record_json(keyring, record, "raw")
 
 
 def require(principal: Principal, permission: str) -> None:

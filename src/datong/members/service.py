@@ -231,10 +231,6 @@ def unmerge(
     return event
 
 
-def _person_of(record: SourceRecord) -> dict[str, Any]:
-    return record.person or {}
-
-
 def refresh_golden(session: Session, *, tenant_id: str, keyring: Keyring, member_ids: Iterable[str]) -> None:
     """Recompute the golden record of these members from every source record they hold."""
     ids = sorted(set(member_ids))
@@ -277,7 +273,7 @@ def _apply_golden(
     keyring: Keyring,
 ) -> None:
     by_id = {r.id: r for r in records}
-    facts = [rules.Fact(r.id, r.channel, _person_of(r), r.created_at.isoformat()) for r in records]
+    facts = [rules.Fact(r.id, r.channel, r.person or {}, r.created_at.isoformat()) for r in records]
     golden = rules.choose_golden(facts)
     sources: dict[str, Any] = {}
 
@@ -303,7 +299,7 @@ def _apply_golden(
     seal = {"tenant_id": member.tenant_id, "table": "member", "row_id": member.id}
     for attr, column in (("address", "address_enc"), ("id_number", "id_number_enc")):
         choice = golden.get(attr)
-        plain = _record_pii(keyring, by_id[choice.record_id]).get(attr) if choice else None
+        plain = record_json(keyring, by_id[choice.record_id], "pii_enc").get(attr) if choice else None
         if choice:
             sources[attr] = {"record": choice.record_id, "channel": by_id[choice.record_id].channel}
         setattr(member, column, keyring.encrypt(plain, column=column, **seal) if plain else None)
@@ -321,11 +317,13 @@ def _apply_golden(
     member.golden_sources = sources
 
 
-def _record_pii(keyring: Keyring, record: SourceRecord) -> dict[str, Any]:
-    if record.pii_enc is None:
+def record_json(keyring: Keyring, record: SourceRecord, column: str) -> dict[str, Any]:
+    """A source record's encrypted JSON column (``raw`` as received, ``pii_enc`` for the golden record)."""
+    blob = record.raw_enc if column == "raw" else record.pii_enc
+    if not blob:  # an erased record, or one with no personal fields
         return {}
     text = keyring.decrypt(
-        record.pii_enc, tenant_id=record.tenant_id, table="source_record", row_id=record.id, column="pii_enc"
+        blob, tenant_id=record.tenant_id, table="source_record", row_id=record.id, column=column
     )
     result: dict[str, Any] = json.loads(text)
     return result
