@@ -17,6 +17,7 @@ from datong.core.context import Runtime, load_runtime
 from datong.core.crypto import write_key_file
 from datong.core.errors import DatongError, NotFound
 from datong.core.migrate import upgrade
+from datong.loyalty.cli import points_app
 
 app = typer.Typer(
     help="datong (打通): one member per person across every channel.",
@@ -36,6 +37,7 @@ for sub, name in (
     (members_app, "members"),
     (export_app, "export"),
     (org_app, "org"),
+    (points_app, "points"),
 ):
     app.add_typer(sub, name=name)
 console = Console()

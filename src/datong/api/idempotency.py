@@ -1,7 +1,13 @@
 """Idempotency keys for writes from outside systems.
 
-The same key with the same body returns the first answer; with another body it is a 409. The first
-answer is stored in the same transaction as the write, so it exists exactly when the write does.
+The same key with the same body returns the first answer; with another body it is a 409, and so is a
+second request that arrives while the first is still running (and has not finished within
+``IN_FLIGHT_WAIT_MS``). The first answer is stored in the same transaction as the write, so it exists
+exactly when the write does: a request that failed or was killed left no answer, and may be resent.
+
+Concurrent requests with one key meet on a lock: on PostgreSQL a transaction-scoped advisory lock on
+the key (released at commit or rollback, or when a killed process's connection drops); on SQLite the
+database's single writer lock, which every write transaction takes when it begins.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from datong.core.db import is_sqlite
 from datong.core.errors import Conflict, ValidationFailed
 from datong.tenancy.models import IdempotentRequest
 from datong.tenancy.rules import Principal
@@ -30,6 +38,7 @@ def run_once(
         raise ValidationFailed(
             "an Idempotency-Key header (1-128 characters) is required", field="Idempotency-Key"
         )
+    _wait_for_key(session, principal, key)
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
     found = session.scalar(
         select(IdempotentRequest).where(
@@ -55,3 +64,25 @@ def run_once(
     )
     session.flush()
     return status, response
+
+
+# How long a second request waits for a first one with the same key before it answers 409.
+IN_FLIGHT_WAIT_MS = 2000
+
+
+def _wait_for_key(session: Session, principal: Principal, key: str) -> None:
+    if is_sqlite(session):
+        return  # the writer lock taken by BEGIN IMMEDIATE already serialises the two
+    name = f"{principal.tenant_id}|{principal.label}|{key}".encode()
+    lock_id = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+    session.execute(text("SELECT set_config('lock_timeout', :ms, true)"), {"ms": f"{IN_FLIGHT_WAIT_MS}ms"})
+    try:
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            raise Conflict(
+                "a request with this Idempotency-Key is still running; retry with the same key",
+                field="Idempotency-Key",
+            ) from None
+        raise
+    session.execute(text("SELECT set_config('lock_timeout', '0', true)"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from datong.core.clock import utcnow
@@ -55,3 +55,19 @@ class OrderLine(Base, TenantScoped):
     colour: Mapped[str | None] = mapped_column(String(40))
     quantity: Mapped[int] = mapped_column()
     unit_price_fen: Mapped[int | None] = mapped_column()
+
+
+class OrderRefund(Base, TenantScoped, Timestamped):
+    """A full or partial refund of an order, in fen of the order's total. ``lines`` names the lines and
+    quantities returned, when the caller knows them. What it did to points is in the ledger."""
+
+    __tablename__ = "sales_order_refund"
+    __table_args__ = (UniqueConstraint("tenant_id", "order_id", "refund_no"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("rfd"))
+    order_id: Mapped[str] = mapped_column(String(32), ForeignKey("sales_order.id"), index=True)
+    refund_no: Mapped[str] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column()
+    lines: Mapped[list[dict[str, int]]] = mapped_column(JSON, default=list)
+    reason: Mapped[str | None] = mapped_column(String(300))
+    refunded_at: Mapped[datetime] = mapped_column()

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from datong.channels.records import OrderFields
+from datong.channels.records import OrderFields, OrderLineFields
+from datong.core.clock import utcnow
+from datong.core.errors import Conflict, NotFound, ValidationFailed
 from datong.core.ids import new_id
-from datong.orders.models import Order, OrderLine
+from datong.orders.models import Order, OrderLine, OrderRefund
 from datong.org.models import Store
+
+# Channels whose systems send their sales to the API; Tmall and JD orders arrive as imports.
+API_CHANNELS = ("pos", "miniprogram", "eshop")
 
 
 @dataclass(frozen=True)
@@ -119,3 +125,168 @@ def _add_lines(
         )
         present.add((line.sku, line.title))
         next_no += 1
+
+
+def record_order(
+    session: Session,
+    *,
+    tenant_id: str,
+    channel: str,
+    fields: OrderFields,
+    member_id: str,
+    store_id: str | None,
+) -> Order:
+    """A sale sent by a POS, the mini-program or the e-shop. Sending the same order again (a status
+    change) updates it; the same number for another member is a conflict."""
+    if channel not in API_CHANNELS:
+        raise ValidationFailed(f"channel must be one of {', '.join(API_CHANNELS)}", field="order.channel")
+    if channel == "pos" and not store_id:
+        raise ValidationFailed("a POS sale names its store", field="order.store_code")
+    if fields.paid_fen > fields.total_fen:
+        raise ValidationFailed("paid_fen cannot exceed total_fen", field="order.paid_fen")
+    found = session.scalar(
+        select(Order).where(
+            Order.tenant_id == tenant_id, Order.channel == channel, Order.order_no == fields.order_no
+        )
+    )
+    if found is not None:
+        if found.member_id != member_id or found.total_fen != fields.total_fen:
+            raise Conflict(
+                f"order {fields.order_no} was sent before with another member or total",
+                field="order.order_no",
+            )
+        found.status, found.status_raw = fields.status, fields.status_raw
+        found.completed_at = found.completed_at or fields.completed_at
+        found.paid_fen = fields.paid_fen
+        return found
+    order = Order(
+        id=new_id("ord"),
+        tenant_id=tenant_id,
+        channel=channel,
+        order_no=fields.order_no,
+        member_id=member_id,
+        status=fields.status,
+        status_raw=fields.status_raw,
+        total_fen=fields.total_fen,
+        paid_fen=fields.paid_fen,
+        postage_fen=fields.postage_fen,
+        ordered_at=fields.created_at,
+        paid_at=fields.paid_at,
+        completed_at=fields.completed_at,
+        store_id=store_id,
+    )
+    session.add(order)
+    session.flush()
+    for line_no, line in enumerate(fields.lines, start=1):
+        session.add(_line(tenant_id, order.id, line_no, line))
+    return order
+
+
+def _line(tenant_id: str, order_id: str, line_no: int, line: OrderLineFields) -> OrderLine:
+    return OrderLine(
+        tenant_id=tenant_id,
+        order_id=order_id,
+        line_no=line_no,
+        sku=line.sku,
+        title=line.title,
+        category=line.category,
+        size=line.size,
+        colour=line.colour,
+        quantity=line.quantity,
+        unit_price_fen=line.unit_price_fen,
+    )
+
+
+def get_order(session: Session, *, tenant_id: str, channel: str, order_no: str) -> Order:
+    order = session.scalar(
+        select(Order).where(
+            Order.tenant_id == tenant_id, Order.channel == channel, Order.order_no == order_no
+        )
+    )
+    if order is None:
+        raise NotFound(f"no {channel} order {order_no}", field="order_no")
+    return order
+
+
+def refunded_fen(session: Session, *, order_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(OrderRefund.amount_fen), 0)).where(OrderRefund.order_id == order_id)
+        )
+        or 0
+    )
+
+
+def record_refund(
+    session: Session,
+    *,
+    tenant_id: str,
+    order: Order,
+    refund_no: str,
+    amount_fen: int,
+    lines: Sequence[tuple[int, int]] = (),
+    reason: str | None = None,
+    at: datetime | None = None,
+) -> tuple[OrderRefund, bool]:
+    """Record a refund of part or all of an order's total. Returns (refund, created); the same refund
+    number sent again returns the first one, and with another amount it is a conflict."""
+    if not refund_no.strip():
+        raise ValidationFailed("a refund has a number", field="refund_no")
+    found = session.scalar(
+        select(OrderRefund).where(
+            OrderRefund.tenant_id == tenant_id,
+            OrderRefund.order_id == order.id,
+            OrderRefund.refund_no == refund_no,
+        )
+    )
+    if found is not None:
+        if found.amount_fen != amount_fen:
+            raise Conflict(f"refund {refund_no} was recorded with {found.amount_fen} fen", field="amount_fen")
+        return found, False
+    if amount_fen <= 0:
+        raise ValidationFailed("a refund is a positive amount of fen", field="amount_fen")
+    already = refunded_fen(session, order_id=order.id)
+    if already + amount_fen > order.total_fen:
+        raise ValidationFailed(
+            f"refunds would exceed the order's total: {already} of {order.total_fen} fen already refunded",
+            field="amount_fen",
+        )
+    _check_refund_lines(session, order, lines)
+    refund = OrderRefund(
+        id=new_id("rfd"),
+        tenant_id=tenant_id,
+        order_id=order.id,
+        refund_no=refund_no,
+        amount_fen=amount_fen,
+        lines=[{"line_no": n, "quantity": q} for n, q in lines],
+        reason=reason,
+        refunded_at=at or utcnow(),
+    )
+    session.add(refund)
+    if already + amount_fen == order.total_fen:
+        order.status = "refunded"
+    session.flush()
+    return refund, True
+
+
+def _check_refund_lines(session: Session, order: Order, lines: Sequence[tuple[int, int]]) -> None:
+    if not lines:
+        return
+    quantities = dict(
+        session.execute(
+            select(OrderLine.line_no, OrderLine.quantity).where(OrderLine.order_id == order.id)
+        ).all()
+    )
+    returned: dict[int, int] = {}
+    for refund in session.scalars(select(OrderRefund).where(OrderRefund.order_id == order.id)):
+        for item in refund.lines:
+            returned[item["line_no"]] = returned.get(item["line_no"], 0) + item["quantity"]
+    for index, (line_no, quantity) in enumerate(lines):
+        if line_no not in quantities:
+            raise ValidationFailed(f"the order has no line {line_no}", field=f"lines[{index}].line_no")
+        if quantity <= 0 or returned.get(line_no, 0) + quantity > quantities[line_no]:
+            raise ValidationFailed(
+                f"line {line_no} had {quantities[line_no]}, {returned.get(line_no, 0)} already returned",
+                field=f"lines[{index}].quantity",
+            )
+        returned[line_no] = returned.get(line_no, 0) + quantity

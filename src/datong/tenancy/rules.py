@@ -25,6 +25,10 @@ ORG_READ = "org:read"
 ORG_WRITE = "org:write"
 USERS_ADMIN = "users:admin"
 AUDIT_READ = "audit:read"
+POINTS_READ = "points:read"
+POINTS_WRITE = "points:write"  # earn, redeem, hold, refund: what a POS does
+POINTS_ADJUST = "points:adjust"  # manual corrections, audited
+POINTS_SETTLE = "points:settle"  # clearing between owners
 SCOPES = (
     MEMBERS_READ,
     MEMBERS_WRITE,
@@ -38,16 +42,31 @@ SCOPES = (
     ORG_WRITE,
     USERS_ADMIN,
     AUDIT_READ,
+    POINTS_READ,
+    POINTS_WRITE,
+    POINTS_ADJUST,
+    POINTS_SETTLE,
 )
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     HQ_ADMIN: frozenset(SCOPES),
     HQ_OPERATOR: frozenset(
-        {MEMBERS_READ, MEMBERS_WRITE, MEMBERS_MERGE, IMPORTS_WRITE, IMPORTS_READ, ORG_READ, MEMBERS_EXPORT}
+        {
+            MEMBERS_READ,
+            MEMBERS_WRITE,
+            MEMBERS_MERGE,
+            IMPORTS_WRITE,
+            IMPORTS_READ,
+            ORG_READ,
+            MEMBERS_EXPORT,
+            POINTS_READ,
+            POINTS_WRITE,
+            POINTS_SETTLE,
+        }
     ),
-    AGENT_MANAGER: frozenset({MEMBERS_READ, MEMBERS_WRITE, ORG_READ}),
-    STORE_MANAGER: frozenset({MEMBERS_READ, MEMBERS_WRITE, ORG_READ}),
-    GUIDE: frozenset({MEMBERS_READ, ORG_READ}),
+    AGENT_MANAGER: frozenset({MEMBERS_READ, MEMBERS_WRITE, ORG_READ, POINTS_READ, POINTS_WRITE}),
+    STORE_MANAGER: frozenset({MEMBERS_READ, MEMBERS_WRITE, ORG_READ, POINTS_READ, POINTS_WRITE}),
+    GUIDE: frozenset({MEMBERS_READ, ORG_READ, POINTS_READ}),
 }
 
 

@@ -1,0 +1,1 @@
+"""The double-entry ledger: points, commissions and settlements in their own units."""

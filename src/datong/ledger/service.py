@@ -1,0 +1,281 @@
+"""Writes to the ledger: open ledgers and accounts, lock an account, write transfers.
+
+Every transfer is checked against the limit flags of both accounts before it is written; a transfer
+that would break a limit raises :class:`LimitExceeded` and writes nothing. Running totals are moved by
+one SQL ``UPDATE`` whose ``WHERE`` states the limit, so even a caller that forgot to lock the account
+cannot take it below its limit: the update finds no row and the transfer is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from datong.core.clock import utcnow
+from datong.core.db import is_sqlite
+from datong.core.errors import Conflict, NotFound, ValidationFailed
+from datong.core.ids import new_id
+from datong.ledger.models import (
+    PENDING,
+    POST_PENDING,
+    POSTED,
+    UNITS,
+    VOID_PENDING,
+    Account,
+    Ledger,
+    Transfer,
+)
+
+
+class LimitExceeded(Conflict):
+    """The transfer would take an account past a limit flag (a member's points below zero)."""
+
+    code = "exceeds_balance"
+
+
+@dataclass(frozen=True)
+class Refs:
+    """What a transfer was for; copied onto every transfer of an operation."""
+
+    order_id: str | None = None
+    store_id: str | None = None
+    guide_id: str | None = None
+    campaign_id: str | None = None
+    external_ref: str | None = None
+    reason: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def ensure_ledger(session: Session, *, tenant_id: str, code: str, unit: str, name: str) -> Ledger:
+    if unit not in UNITS:
+        raise ValidationFailed(f"unit must be one of {', '.join(UNITS)}", field="unit")
+    found = session.scalar(select(Ledger).where(Ledger.tenant_id == tenant_id, Ledger.code == code))
+    if found is not None:
+        if found.unit != unit:
+            raise Conflict(f"ledger {code} counts in {found.unit}, not {unit}", field="unit")
+        return found
+    ledger = Ledger(id=new_id("ldg"), tenant_id=tenant_id, code=code, unit=unit, name=name)
+    session.add(ledger)
+    session.flush()
+    return ledger
+
+
+def ensure_account(
+    session: Session,
+    *,
+    tenant_id: str,
+    ledger_id: str,
+    kind: str,
+    holder: str,
+    debits_must_not_exceed_credits: bool = False,
+    credits_must_not_exceed_debits: bool = False,
+) -> str:
+    """The id of the account, opening it if it does not exist. Safe when two requests open it at once:
+    the insert does nothing if the other got there first, and both read the one row."""
+    query = select(Account.id).where(
+        Account.tenant_id == tenant_id,
+        Account.ledger_id == ledger_id,
+        Account.kind == kind,
+        Account.holder == holder,
+    )
+    found = session.scalar(query)
+    if found is not None:
+        return found
+    insert = sqlite_insert if is_sqlite(session) else pg_insert
+    session.execute(
+        insert(Account)
+        .values(
+            id=new_id("acc"),
+            tenant_id=tenant_id,
+            ledger_id=ledger_id,
+            kind=kind,
+            holder=holder,
+            debits_must_not_exceed_credits=debits_must_not_exceed_credits,
+            credits_must_not_exceed_debits=credits_must_not_exceed_debits,
+            debits_pending=0,
+            debits_posted=0,
+            credits_pending=0,
+            credits_posted=0,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "ledger_id", "kind", "holder"])
+    )
+    account_id = session.scalar(query)
+    assert account_id is not None
+    return account_id
+
+
+def lock_account(session: Session, account_id: str) -> Account:
+    """Hold the account's row until the transaction ends, so reads of its lots and totals stay true.
+    (SQLite's writers are already one at a time: every write transaction begins IMMEDIATE.)"""
+    query = select(Account).where(Account.id == account_id).execution_options(populate_existing=True)
+    if not is_sqlite(session):
+        query = query.with_for_update()
+    account = session.scalar(query)
+    if account is None:
+        raise NotFound(f"no account {account_id}", field="account_id")
+    return account
+
+
+def create_transfer(
+    session: Session,
+    *,
+    tenant_id: str,
+    ledger_id: str,
+    debit_account_id: str,
+    credit_account_id: str,
+    amount: int,
+    code: str,
+    operation_id: str,
+    actor: str,
+    refs: Refs = Refs(),
+    lot_id: str | None = None,
+    pending: bool = False,
+    timeout_at: datetime | None = None,
+    at: datetime | None = None,
+) -> Transfer:
+    if amount <= 0:
+        raise ValidationFailed("a transfer moves a positive amount", field="amount")
+    if debit_account_id == credit_account_id:
+        raise ValidationFailed("a transfer needs two different accounts", field="credit_account_id")
+    bucket = "pending" if pending else "posted"
+    _move(session, debit_account_id, "debits", bucket, amount)
+    _move(session, credit_account_id, "credits", bucket, amount)
+    transfer = Transfer(
+        id=new_id("trf"),
+        tenant_id=tenant_id,
+        ledger_id=ledger_id,
+        debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id,
+        amount=amount,
+        code=code,
+        kind=PENDING if pending else POSTED,
+        timeout_at=timeout_at if pending else None,
+        operation_id=operation_id,
+        lot_id=lot_id,
+        order_id=refs.order_id,
+        store_id=refs.store_id,
+        guide_id=refs.guide_id,
+        campaign_id=refs.campaign_id,
+        external_ref=refs.external_ref,
+        reason=refs.reason,
+        detail=refs.detail,
+        actor=actor,
+        created_at=at or utcnow(),
+    )
+    session.add(transfer)
+    return transfer
+
+
+def resolve_pending(
+    session: Session,
+    *,
+    pending: Transfer,
+    post: bool,
+    operation_id: str,
+    actor: str,
+    at: datetime | None = None,
+) -> Transfer:
+    """Post (``post=True``) or void a pending transfer: a new transfer naming it. The unique
+    (tenant, pending_id) constraint makes a second resolution of the same pending transfer impossible."""
+    if pending.kind != PENDING:
+        raise ValidationFailed("only a pending transfer can be posted or voided", field="pending_id")
+    for account_id, side in ((pending.debit_account_id, "debits"), (pending.credit_account_id, "credits")):
+        _unreserve(session, account_id, side, pending.amount, post=post)
+    transfer = Transfer(
+        id=new_id("trf"),
+        tenant_id=pending.tenant_id,
+        ledger_id=pending.ledger_id,
+        debit_account_id=pending.debit_account_id,
+        credit_account_id=pending.credit_account_id,
+        amount=pending.amount,
+        code=pending.code,
+        kind=POST_PENDING if post else VOID_PENDING,
+        pending_id=pending.id,
+        operation_id=operation_id,
+        lot_id=pending.lot_id,
+        order_id=pending.order_id,
+        store_id=pending.store_id,
+        guide_id=pending.guide_id,
+        campaign_id=pending.campaign_id,
+        external_ref=pending.external_ref,
+        reason=pending.reason,
+        detail=pending.detail,
+        actor=actor,
+        created_at=at or utcnow(),
+    )
+    session.add(transfer)
+    return transfer
+
+
+def _move(session: Session, account_id: str, side: str, bucket: str, amount: int) -> None:
+    if not _keeps_totals(session, account_id):
+        return  # see Account: only limit accounts keep running totals
+    column = getattr(Account, f"{side}_{bucket}")
+    if side == "debits":
+        within_limit = Account.debits_must_not_exceed_credits.is_(False) | (
+            Account.debits_posted + Account.debits_pending + amount <= Account.credits_posted
+        )
+    else:
+        within_limit = Account.credits_must_not_exceed_debits.is_(False) | (
+            Account.credits_posted + Account.credits_pending + amount <= Account.debits_posted
+        )
+    result = session.execute(
+        update(Account)
+        .where(Account.id == account_id, within_limit)
+        .values({column.key: column + amount})
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        raise LimitExceeded(
+            "not enough balance for this transfer", field="amount", account_id=account_id, amount=amount
+        )
+
+
+def _unreserve(session: Session, account_id: str, side: str, amount: int, *, post: bool) -> None:
+    if not _keeps_totals(session, account_id):
+        return
+    pending_col = getattr(Account, f"{side}_pending")
+    posted_col = getattr(Account, f"{side}_posted")
+    values: dict[str, Any] = {pending_col.key: pending_col - amount}
+    if post:
+        values[posted_col.key] = posted_col + amount
+    session.execute(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# Account flags never change once an account is open, so they are read once per process.
+_FLAGS_CACHE: dict[str, bool] = {}
+_FLAGS_CACHE_MAX = 100_000
+
+
+def _keeps_totals(session: Session, account_id: str) -> bool:
+    cached = _FLAGS_CACHE.get(account_id)
+    if cached is not None:
+        return cached
+    row = session.execute(
+        select(Account.debits_must_not_exceed_credits, Account.credits_must_not_exceed_debits).where(
+            Account.id == account_id
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no account {account_id}", field="account_id")
+    if len(_FLAGS_CACHE) >= _FLAGS_CACHE_MAX:
+        _FLAGS_CACHE.clear()
+    _FLAGS_CACHE[account_id] = keeps = bool(row[0] or row[1])
+    return keeps
+
+
+def _rowcount(result: Any) -> int:
+    assert isinstance(result, CursorResult)
+    return result.rowcount

@@ -1,0 +1,1 @@
+"""Points programs: earning, spending, expiry lots, tiers, migration and clearing between owners."""

@@ -1,0 +1,366 @@
+"""Earning, spending, holds, refunds, adjustments, expiry, tiers, migration and clearing: exact figures."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from datong.channels.records import OrderLineFields
+from datong.core.db import Database
+from datong.core.errors import Conflict, ValidationFailed
+from datong.ledger.models import Transfer
+from datong.ledger.service import LimitExceeded
+from datong.loyalty import service
+from datong.loyalty.clearing import settle
+from datong.loyalty.expiry import expire_points
+from datong.loyalty.lots import spendable_points
+from datong.loyalty.programs import member_account
+from datong.loyalty.queries import points_summary
+from datong.loyalty.tiers import current_tier, grant_birthday_bonus, review_tiers
+from datong.members.models import Member
+from datong.orders.service import record_refund
+from datong.tenancy.models import AuditEntry
+from tests.loyalty.helpers import ACTOR, T0, PointsWorld, assert_consistent, make_world, pos_order
+
+
+def _earn(db: Database, world: PointsWorld, member: int, order_no: str, paid_fen: int, **kw: object) -> int:
+    with db.unit_of_work() as s:
+        order = pos_order(s, world, world.members[member], order_no, paid_fen, **kw)  # type: ignore[arg-type]
+        return service.earn_for_order(
+            s, program=world.program(s), order=order, actor=ACTOR, at=kw.get("at", T0)
+        ).points  # type: ignore[arg-type]
+
+
+def _balance(db: Database, world: PointsWorld, member: int, at=T0) -> int:  # type: ignore[no-untyped-def]
+    with db.reading() as s:
+        return spendable_points(
+            s, account_id=member_account(s, world.program(s), world.members[member]), at=at
+        )
+
+
+def test_a_sale_earns_by_line_category_rule_and_minimum_spend(database: Database) -> None:
+    world = make_world(database)
+    lines = [
+        OrderLineFields("跑鞋", 1, sku="S1", category="shoes", unit_price_fen=40000),
+        OrderLineFields("袜子", 2, sku="S2", category="socks", unit_price_fen=10000),
+    ]
+    # 600 yuan paid: shoes 400 × 2 = 800, socks 200 × 1 = 200, bonus 50 for ≥ 500 yuan.
+    assert _earn(database, world, 0, "P1", 60000, lines=lines) == 1050
+    with database.reading() as s:
+        codes = dict(
+            s.execute(
+                select(Transfer.code, func.sum(Transfer.amount))
+                .where(Transfer.tenant_id == world.tenant_id)
+                .group_by(Transfer.code)
+            ).all()
+        )
+    assert codes == {"earn_purchase": 1000, "earn_bonus": 50}
+    assert _balance(database, world, 0) == 1050
+    assert_consistent(database, world)
+
+
+def test_an_order_earns_once_and_an_unfinished_one_not_yet(database: Database) -> None:
+    world = make_world(database)
+    assert _earn(database, world, 0, "P1", 12345) == 123
+    assert _earn(database, world, 0, "P1", 12345) == 123  # the first earning, again
+    assert _earn(database, world, 0, "M1", 20000, channel="miniprogram", store=None, status="paid") == 0
+    assert _balance(database, world, 0) == 123
+    assert _earn(database, world, 0, "M1", 20000, channel="miniprogram", store=None) == 200
+    assert _balance(database, world, 0) == 323
+
+
+def test_redeem_takes_soonest_expiring_lots_first_and_never_below_zero(database: Database) -> None:
+    world = make_world(database)
+    _earn(database, world, 0, "P1", 10000, at=T0)  # 100, expires T0 + 12 months
+    _earn(database, world, 0, "P2", 20000, at=T0 + timedelta(days=30), store="F1")  # 200, a month later
+    with database.unit_of_work() as s:
+        r = service.redeem_points(
+            s,
+            program=world.program(s),
+            member_id=world.members[0],
+            points=150,
+            channel="pos",
+            store_id=world.stores["F1"],
+            actor=ACTOR,
+            at=T0 + timedelta(days=31),
+        )
+    assert (r.status, r.points, r.value_fen) == ("posted", 150, 150)
+    assert r.issuers == {"hq": 100, world.party("F1"): 50}
+    with database.unit_of_work() as s, pytest.raises(LimitExceeded):
+        service.redeem_points(
+            s,
+            program=world.program(s),
+            member_id=world.members[0],
+            points=151,
+            channel="pos",
+            store_id=world.stores["D1"],
+            actor=ACTOR,
+            at=T0 + timedelta(days=31),
+        )
+    assert _balance(database, world, 0, T0 + timedelta(days=31)) == 150
+    assert_consistent(database, world)
+
+
+def test_hold_then_confirm_or_void_and_a_hold_times_out(database: Database) -> None:
+    world = make_world(database)
+    _earn(database, world, 0, "P1", 50000)  # 500 + 50 bonus
+    at = T0 + timedelta(hours=1)
+    with database.unit_of_work() as s:
+        held = service.redeem_points(
+            s,
+            program=world.program(s),
+            member_id=world.members[0],
+            points=300,
+            channel="pos",
+            store_id=world.stores["D1"],
+            hold=True,
+            actor=ACTOR,
+            at=at,
+        )
+    assert held.status == "held" and held.hold_expires_at == at + timedelta(seconds=600)
+    assert _balance(database, world, 0, at) == 250
+    with database.unit_of_work() as s:
+        assert (
+            service.resolve_hold(
+                s, program=world.program(s), hold_id=held.id, post=True, actor=ACTOR, at=at
+            ).status
+            == "posted"
+        )
+    with database.unit_of_work() as s:  # confirming twice answers the same; voiding now is refused
+        assert (
+            service.resolve_hold(
+                s, program=world.program(s), hold_id=held.id, post=True, actor=ACTOR, at=at
+            ).status
+            == "posted"
+        )
+    with database.unit_of_work() as s, pytest.raises(Conflict):
+        service.resolve_hold(s, program=world.program(s), hold_id=held.id, post=False, actor=ACTOR, at=at)
+    assert _balance(database, world, 0, at) == 250
+    with database.unit_of_work() as s:
+        second = service.redeem_points(
+            s,
+            program=world.program(s),
+            member_id=world.members[0],
+            points=200,
+            channel="pos",
+            store_id=world.stores["D1"],
+            hold=True,
+            actor=ACTOR,
+            at=at,
+        )
+    late = at + timedelta(seconds=601)
+    with database.unit_of_work() as s, pytest.raises(Conflict):
+        service.resolve_hold(s, program=world.program(s), hold_id=second.id, post=True, actor=ACTOR, at=late)
+    assert _balance(database, world, 0, late) == 50
+    with database.unit_of_work() as s:
+        assert service.void_timed_out_holds(s, program=world.program(s), at=late) == 1
+    assert _balance(database, world, 0, late) == 250
+    assert_consistent(database, world)
+
+
+def test_refunds_claw_back_earned_and_give_back_spent_in_proportion(database: Database) -> None:
+    world = make_world(database)
+    _earn(database, world, 0, "P0", 30000)  # 300 to spend
+    with database.unit_of_work() as s:
+        service.redeem_points(
+            s,
+            program=world.program(s),
+            member_id=world.members[0],
+            points=200,
+            channel="pos",
+            store_id=world.stores["D1"],
+            order_ref=service.order_ref("pos", "P1"),
+            actor=ACTOR,
+            at=T0,
+        )
+    # P1: total 1000 yuan, 2 yuan paid in points (200 points), 998 yuan in money → 998 + 50 bonus.
+    assert _earn(database, world, 0, "P1", 99800, total_fen=100000) == 1048
+    assert _balance(database, world, 0) == 100 + 1048
+    with database.unit_of_work() as s:
+        order = pos_order(s, world, world.members[0], "P1", 99800, total_fen=100000)
+        refund, _ = record_refund(
+            s, tenant_id=world.tenant_id, order=order, refund_no="R1", amount_fen=25000, at=T0
+        )
+        first = service.refund_points(
+            s, program=world.program(s), order=order, refund=refund, actor=ACTOR, at=T0
+        )
+    assert (first.clawed_back, first.given_back, first.shortfall) == (262, 50, 0)  # a quarter of each
+    with database.unit_of_work() as s:
+        order = pos_order(s, world, world.members[0], "P1", 99800, total_fen=100000)
+        refund, _ = record_refund(
+            s, tenant_id=world.tenant_id, order=order, refund_no="R2", amount_fen=75000, at=T0
+        )
+        rest = service.refund_points(
+            s, program=world.program(s), order=order, refund=refund, actor=ACTOR, at=T0
+        )
+        assert order.status == "refunded"
+    assert (rest.clawed_back, rest.given_back, rest.shortfall) == (786, 150, 0)
+    assert _balance(database, world, 0) == 300  # back where the member started
+    assert_consistent(database, world)
+
+
+def test_a_refund_never_takes_a_balance_below_zero(database: Database) -> None:
+    world = make_world(database)
+    _earn(database, world, 0, "P1", 40000)
+    with database.unit_of_work() as s:
+        service.redeem_points(
+            s,
+            program=world.program(s),
+            member_id=world.members[0],
+            points=350,
+            channel="pos",
+            store_id=world.stores["D1"],
+            actor=ACTOR,
+            at=T0,
+        )
+        order = pos_order(s, world, world.members[0], "P1", 40000)
+        refund, _ = record_refund(
+            s, tenant_id=world.tenant_id, order=order, refund_no="R1", amount_fen=40000, at=T0
+        )
+        result = service.refund_points(
+            s, program=world.program(s), order=order, refund=refund, actor=ACTOR, at=T0
+        )
+    assert (result.clawed_back, result.shortfall) == (50, 350)
+    assert _balance(database, world, 0) == 0
+    assert_consistent(database, world)
+
+
+def test_adjustment_needs_a_reason_and_is_audited(database: Database) -> None:
+    world = make_world(database)
+    with database.unit_of_work() as s, pytest.raises(ValidationFailed) as err:
+        service.adjust_points(
+            s, program=world.program(s), member_id=world.members[0], points=10, reason=" ", actor=ACTOR
+        )
+    assert err.value.field == "reason"
+    assert _balance(database, world, 0) == 0
+    with database.unit_of_work() as s:
+        service.adjust_points(
+            s,
+            program=world.program(s),
+            member_id=world.members[0],
+            points=80,
+            reason="门店补录",
+            actor=ACTOR,
+            at=T0,
+        )
+        service.adjust_points(
+            s,
+            program=world.program(s),
+            member_id=world.members[0],
+            points=-30,
+            reason="重复补录",
+            actor=ACTOR,
+            at=T0,
+        )
+    assert _balance(database, world, 0) == 50
+    with database.reading() as s:
+        notes = list(
+            s.scalars(
+                select(AuditEntry.note).where(AuditEntry.action == "points.adjust").order_by(AuditEntry.at)
+            )
+        )
+    assert notes == ["门店补录", "重复补录"]
+
+
+def test_expiry_sweeps_what_is_left_to_the_issuers_breakage(database: Database) -> None:
+    world = make_world(database)
+    _earn(database, world, 0, "P1", 10000, at=T0, store="F1")  # expires end of 2027-03-10, China time
+    with database.unit_of_work() as s:
+        service.redeem_points(
+            s,
+            program=world.program(s),
+            member_id=world.members[0],
+            points=30,
+            channel="pos",
+            store_id=world.stores["F1"],
+            actor=ACTOR,
+            at=T0,
+        )
+    with database.reading() as s:
+        summary = points_summary(s, program=world.program(s), member_id=world.members[0], at=T0)
+    assert summary["expiring"] == [{"expires_at": "2027-03-10T16:00:00+00:00", "points": 70}]
+    before = T0 + timedelta(days=365, hours=11)
+    with database.unit_of_work() as s:
+        assert expire_points(s, program=world.program(s), at=before).lots == 0
+        swept = expire_points(s, program=world.program(s), at=before + timedelta(hours=1))
+    assert (swept.lots, swept.points) == (1, 70)
+    with database.reading() as s:
+        breakage = s.scalar(
+            select(Transfer.credit_account_id).where(
+                Transfer.code == "expire", Transfer.tenant_id == world.tenant_id
+            )
+        )
+        from datong.ledger.models import Account
+
+        assert s.get(Account, breakage).holder == world.party("F1")  # type: ignore[union-attr]
+    assert _balance(database, world, 0, before) == 0
+    assert_consistent(database, world)
+
+
+def test_tiers_upgrade_at_once_and_downgrade_only_at_review(database: Database) -> None:
+    world = make_world(database)
+    with database.reading() as s:  # no tier before the first earning: the entry tier's benefits apply
+        assert current_tier(s, program=world.program(s), member_id=world.members[0]) is None
+    _earn(database, world, 0, "P1", 60000, at=T0)  # 650 with the bonus: silver
+    with database.reading() as s:
+        assert current_tier(s, program=world.program(s), member_id=world.members[0]).tier_code == "silver"  # type: ignore[union-attr]
+    _earn(database, world, 0, "P2", 40000, at=T0 + timedelta(days=1))  # 1050 in 12 months: gold
+    with database.reading() as s:
+        assert current_tier(s, program=world.program(s), member_id=world.members[0]).tier_code == "gold"  # type: ignore[union-attr]
+    assert _earn(database, world, 0, "P3", 10000, at=T0 + timedelta(days=2)) == 150  # gold earns × 1.5
+    with database.unit_of_work() as s:
+        result = review_tiers(s, program=world.program(s), at=T0 + timedelta(days=400))
+    assert (result.reviewed, result.downgraded) == (1, 1)
+    with database.reading() as s:
+        assert current_tier(s, program=world.program(s), member_id=world.members[0]).tier_code == "silver"  # type: ignore[union-attr]
+
+
+def test_birthday_bonus_once_a_year_from_the_tier(database: Database) -> None:
+    world = make_world(database)
+    with database.unit_of_work() as s:
+        s.get(Member, world.members[1]).birthday = date(1990, 11, 23)  # type: ignore[union-attr]
+    with database.unit_of_work() as s:
+        assert grant_birthday_bonus(s, program=world.program(s), on=date(2026, 11, 23)) == 1
+    with database.unit_of_work() as s:
+        assert grant_birthday_bonus(s, program=world.program(s), on=date(2026, 11, 23)) == 0
+    assert _balance(database, world, 1, T0 + timedelta(days=300)) == 50
+
+
+def test_clearing_says_who_owes_whom(database: Database) -> None:
+    world = make_world(database)
+    _earn(database, world, 0, "P1", 10000, store="D1", at=T0)  # HQ issues 100
+    _earn(database, world, 1, "P2", 20000, store="F1", at=T0)  # the agent issues 200
+    with database.unit_of_work() as s:
+        program = world.program(s)
+        service.redeem_points(
+            s,
+            program=program,
+            member_id=world.members[0],
+            points=80,
+            channel="pos",
+            store_id=world.stores["F1"],
+            actor=ACTOR,
+            at=T0,
+        )
+        service.redeem_points(
+            s,
+            program=program,
+            member_id=world.members[1],
+            points=150,
+            channel="tmall",
+            store_id=None,
+            actor=ACTOR,
+            at=T0,
+        )
+    with database.reading() as s:
+        result = settle(s, program=world.program(s), period="2026-03")
+    agent = world.party("F1")
+    assert [(o.debtor, o.creditor, o.points) for o in result.obligations] == [
+        (agent, "hq", 150),
+        ("hq", agent, 80),
+    ]
+    assert [(n.debtor, n.creditor, n.amount_fen) for n in result.net] == [(agent, "hq", 70)]
+    with database.reading() as s:
+        assert settle(s, program=world.program(s), period="2026-04").obligations == []
