@@ -21,6 +21,7 @@ from datong.core.context import Runtime, load_runtime
 from datong.core.crypto import write_key_file
 from datong.core.migrate import upgrade
 from datong.demo.generator import DemoManifest, generate_demo
+from datong.demo.program import DEMO_PROGRAM
 from datong.jobs.imports import ImportRequest, run_import
 from datong.members.unify import UnifyStats, unify_all
 from datong.org.models import Agent, Guide, Store
@@ -138,6 +139,7 @@ def run_demo(*, workdir: Path, people: int, console: Console, port: int = 8000) 
     with rt.db.unit_of_work() as s:
         stats: UnifyStats = unify_all(s, tenant_id=tenant_id, keyring=rt.keyring, actor="system:demo")
     console.print(f"      batch unify merged {stats.members_merged} more members")
+    pos_key = _demo_points(rt, tenant_id, console)
     with rt.db.reading() as s:
         users = list(
             s.scalars(
@@ -159,4 +161,45 @@ def run_demo(*, workdir: Path, people: int, console: Console, port: int = 8000) 
         f'-d \'{{"tenant":"demo","username":"admin","password":"{DEMO_PASSWORD}"}}\''
     )
     console.print(f"      identities export: datong export identities --out {workdir / 'identities.csv'}")
+    if pos_key:
+        console.print(f"      POS API key (shown once): {pos_key}")
     return rt
+
+
+def _demo_points(rt: Runtime, tenant_id: str, console: Console) -> str | None:
+    """Load the demo program, migrate the POS balances, earn for completed imported orders, and create an
+    API key a POS would use. Returns the key's secret the first time, None when the demo was run before."""
+    from datong.loyalty.migration import migrate_balances
+    from datong.loyalty.programs import get_program, load_program
+    from datong.loyalty.service import earn_completed_orders
+    from datong.tenancy import rules
+    from datong.tenancy.models import ApiKey
+    from datong.tenancy.service import create_api_key
+
+    with rt.db.unit_of_work() as s:
+        program = load_program(s, tenant_id=tenant_id, data=DEMO_PROGRAM, actor="system:demo")
+        migrated = migrate_balances(s, program=program, actor="system:demo")
+    console.print(
+        f"      points: {migrated.points:,} opening points migrated from {migrated.cards:,} POS cards"
+    )
+    after: str | None = ""
+    earned = 0
+    while after is not None:
+        with rt.db.unit_of_work() as s:
+            program = get_program(s, tenant_id=tenant_id)
+            after, _count, points = earn_completed_orders(
+                s, program=program, actor="system:demo", after_id=after
+            )
+        earned += points
+    console.print(f"      points: {earned:,} earned by completed Tmall and JD orders")
+    with rt.db.unit_of_work() as s:
+        if s.scalar(select(ApiKey.id).where(ApiKey.tenant_id == tenant_id, ApiKey.name == "demo POS")):
+            return None
+        secret, _key = create_api_key(
+            s,
+            tenant_id=tenant_id,
+            name="demo POS",
+            scopes=[rules.MEMBERS_READ, rules.MEMBERS_WRITE, rules.POINTS_READ, rules.POINTS_WRITE],
+            actor="system:demo",
+        )
+    return secret
