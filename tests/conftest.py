@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 from datong.core import config
 from datong.core.crypto import Keyring
@@ -96,17 +97,28 @@ def _pg_url_or_stop() -> str:
 
 @pytest.fixture(scope="session")
 def _pg_admin() -> Iterator[Engine]:
-    """The PostgreSQL test database, wiped and migrated to head once per session."""
-    url = _pg_url_or_stop()
-    engine = make_engine(url, pool_size=1, max_overflow=0)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+    """A PostgreSQL database of this test session's own, migrated to head, dropped at the end.
+
+    It is created beside the database ``DATONG_TEST_PG_URL`` names, with this process's id in its name,
+    so that two test runs against one server (a developer's and a helper's) never empty each other's
+    tables.
+    """
+    base = make_url(_pg_url_or_stop())
+    name = f"{base.database}_{os.getpid()}"
+    server = create_engine(base, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
     upgrade(url)
+    engine = make_engine(url, pool_size=1, max_overflow=0)
     try:
         yield engine
     finally:
         engine.dispose()
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
 
 
 def _truncate_all(engine: Engine) -> None:

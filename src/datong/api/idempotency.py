@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -75,9 +75,15 @@ def _wait_for_key(session: Session, principal: Principal, key: str) -> None:
         return  # the writer lock taken by BEGIN IMMEDIATE already serialises the two
     name = f"{principal.tenant_id}|{principal.label}|{key}".encode()
     lock_id = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
-    session.execute(text("SELECT set_config('lock_timeout', :ms, true)"), {"ms": f"{IN_FLIGHT_WAIT_MS}ms"})
+    # One round trip: wait at most IN_FLIGHT_WAIT_MS for the key, then put back the server's usual limit
+    # for the rest of the transaction. (lock_id is an integer computed here: safe to write into the SQL.)
+    statement = (
+        f"SET LOCAL lock_timeout = '{IN_FLIGHT_WAIT_MS}ms'; "
+        f"SELECT pg_advisory_xact_lock({lock_id}); "
+        "SET LOCAL lock_timeout = DEFAULT"
+    )
     try:
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+        session.connection().exec_driver_sql(statement)
     except OperationalError as exc:
         if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
             raise Conflict(
@@ -85,4 +91,3 @@ def _wait_for_key(session: Session, principal: Principal, key: str) -> None:
                 field="Idempotency-Key",
             ) from None
         raise
-    session.execute(text("SELECT set_config('lock_timeout', '0', true)"))

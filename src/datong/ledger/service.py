@@ -75,15 +75,19 @@ def ensure_account(
     holder: str,
     debits_must_not_exceed_credits: bool = False,
     credits_must_not_exceed_debits: bool = False,
+    lock: bool = False,
 ) -> str:
     """The id of the account, opening it if it does not exist. Safe when two requests open it at once:
-    the insert does nothing if the other got there first, and both read the one row."""
+    the insert does nothing if the other got there first, and both read the one row. With ``lock`` the
+    row is held until the transaction ends, as :func:`lock_account` does, in the same round trip."""
     query = select(Account.id).where(
         Account.tenant_id == tenant_id,
         Account.ledger_id == ledger_id,
         Account.kind == kind,
         Account.holder == holder,
     )
+    if lock and not is_sqlite(session):
+        query = query.with_for_update()
     found = session.scalar(query)
     if found is not None:
         return found

@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
-from datong.ledger import service as ledger
 from datong.ledger.models import Transfer
 from datong.ledger.service import Refs
 from datong.loyalty import lots as lot_ops
@@ -80,8 +79,7 @@ def migrate_balances(
                 result.unresolved += 1
                 result.unresolved_points += points
                 continue
-            account_id = member_account(session, program, member.id)
-            ledger.lock_account(session, account_id)
+            account_id = member_account(session, program, member.id, lock=True)
             lot_ops.credit_lot(
                 session,
                 program=program,

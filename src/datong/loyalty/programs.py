@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from datong.core.errors import NotFound, ValidationFailed
 from datong.ledger import service as ledger
+from datong.ledger.models import Account
 from datong.loyalty.models import EarnRule, Program, Reward, Tier
 from datong.loyalty.rules import HQ, RuleSpec, TierSpec, owner_party
 from datong.loyalty.schemas import ProgramIn
@@ -170,8 +171,9 @@ def program_rules(session: Session, program: Program) -> ProgramRules:
     return ProgramRules(rules, tiers)
 
 
-def member_account(session: Session, program: Program, member_id: str) -> str:
-    """A member's points account: its debits may never exceed its credits (no negative balance)."""
+def member_account(session: Session, program: Program, member_id: str, *, lock: bool = False) -> str:
+    """A member's points account: its debits may never exceed its credits (no negative balance). Every
+    write to a member's points takes ``lock=True`` first, so one member's operations run one at a time."""
     return ledger.ensure_account(
         session,
         tenant_id=program.tenant_id,
@@ -179,6 +181,19 @@ def member_account(session: Session, program: Program, member_id: str) -> str:
         kind=MEMBER,
         holder=member_id,
         debits_must_not_exceed_credits=True,
+        lock=lock,
+    )
+
+
+def member_account_id(session: Session, program: Program, member_id: str) -> str | None:
+    """The member's account, if they ever had points (reads never open accounts)."""
+    return session.scalar(
+        select(Account.id).where(
+            Account.tenant_id == program.tenant_id,
+            Account.ledger_id == program.ledger_id,
+            Account.kind == MEMBER,
+            Account.holder == member_id,
+        )
     )
 
 

@@ -10,25 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
-from datong.ledger.models import PENDING, POST_PENDING, POSTED, VOID_PENDING, Account, Transfer
+from datong.ledger.models import PENDING, POST_PENDING, POSTED, VOID_PENDING, Transfer
 from datong.ledger.queries import history, open_pending
 from datong.loyalty.expiry import upcoming_expiries
 from datong.loyalty.lots import spendable_points
 from datong.loyalty.models import PointsLot, Program
-from datong.loyalty.programs import MEMBER
+from datong.loyalty.programs import member_account_id
 from datong.loyalty.tiers import current_tier, qualifying_value, tier_history
-
-
-def member_account_id(session: Session, program: Program, member_id: str) -> str | None:
-    """The member's account, if they ever had points (reads never open accounts)."""
-    return session.scalar(
-        select(Account.id).where(
-            Account.tenant_id == program.tenant_id,
-            Account.ledger_id == program.ledger_id,
-            Account.kind == MEMBER,
-            Account.holder == member_id,
-        )
-    )
 
 
 def points_summary(

@@ -3,7 +3,7 @@ writes its transfers and lot changes, and leaves the commit to the caller."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -16,12 +16,14 @@ from datong.ledger.models import PENDING, POST_PENDING, POSTED, VOID_PENDING, Tr
 from datong.ledger.queries import open_pending
 from datong.ledger.service import Refs
 from datong.loyalty import lots as lot_ops
+from datong.loyalty.lots import spendable_points
 from datong.loyalty.models import MemberTier, PointsLot, Program, Reward
 from datong.loyalty.programs import (
     ADJUSTMENT,
     ISSUANCE,
     REDEMPTION,
     member_account,
+    member_account_id,
     party_account,
     program_rules,
     store_party,
@@ -45,6 +47,7 @@ class EarnResult:
     transfer_ids: list[str] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)
     note: str | None = None
+    balance: int = 0  # the member's spendable points afterwards
 
 
 def earn_for_order(
@@ -55,9 +58,11 @@ def earn_for_order(
     if order.member_id is None:
         return EarnResult(order.id, 0, False, note="the order has no member")
     if order.status != "completed":
-        return EarnResult(order.id, 0, False, note=f"the order is {order.status}; it earns once completed")
-    account_id = member_account(session, program, order.member_id)
-    ledger.lock_account(session, account_id)
+        note = f"the order is {order.status}; it earns once completed"
+        account = member_account_id(session, program, order.member_id)
+        balance = spendable_points(session, account_id=account, at=at) if account else 0
+        return EarnResult(order.id, 0, False, note=note, balance=balance)
+    account_id = member_account(session, program, order.member_id, lock=True)
     earlier = list(
         session.scalars(
             select(Transfer).where(
@@ -69,7 +74,10 @@ def earn_for_order(
         )
     )
     if earlier:
-        return EarnResult(order.id, sum(t.amount for t in earlier), False, [t.id for t in earlier])
+        balance = spendable_points(session, account_id=account_id, at=at)
+        return EarnResult(
+            order.id, sum(t.amount for t in earlier), False, [t.id for t in earlier], balance=balance
+        )
     get_active_member(session, tenant_id=program.tenant_id, member_id=order.member_id)
     rules = program_rules(session, program)
     tier = session.scalar(
@@ -121,9 +129,12 @@ def earn_for_order(
                 )
             )
     session.flush()
-    upgrade_if_qualified(session, program=program, member_id=order.member_id, at=at)
+    upgrade_if_qualified(
+        session, program=program, member_id=order.member_id, at=at, tiers=rules.tiers, account_id=account_id
+    )
     total = earning.purchase_points + earning.bonus_points
-    return EarnResult(order.id, total, True, [t.id for t in transfers], list(earning.rules))
+    balance = spendable_points(session, account_id=account_id, at=at)
+    return EarnResult(order.id, total, True, [t.id for t in transfers], list(earning.rules), balance=balance)
 
 
 def order_ref(channel: str, order_no: str) -> str:
@@ -140,6 +151,7 @@ class Redemption:
     hold_expires_at: datetime | None
     transfer_ids: list[str]
     issuers: dict[str, int]  # owner party → points of theirs spent
+    balance: int  # the member's spendable points afterwards
 
 
 def redeem_points(
@@ -177,8 +189,7 @@ def redeem_points(
         points = reward.points_cost
     if points is None or points <= 0:
         raise ValidationFailed("spend a positive number of points", field="points")
-    account_id = member_account(session, program, member_id)
-    ledger.lock_account(session, account_id)
+    account_id = member_account(session, program, member_id, lock=True)
     _void_timed_out(session, program=program, account_id=account_id, actor="system:hold-timeout", at=at)
     plan = lot_ops.plan_draw(lot_ops.spendable_lots(session, account_id=account_id, at=at), points)
     honourer = (
@@ -206,10 +217,12 @@ def redeem_points(
         pending=hold,
     )
     session.flush()
-    return _redemption(session, program, transfers, "held" if hold else "posted")
+    return _redemption(session, program, transfers, "held" if hold else "posted", at)
 
 
-def _redemption(session: Session, program: Program, transfers: list[Transfer], status: str) -> Redemption:
+def _redemption(
+    session: Session, program: Program, transfers: list[Transfer], status: str, at: datetime
+) -> Redemption:
     issuer_of = dict(
         session.execute(
             select(PointsLot.id, PointsLot.issuer).where(
@@ -230,6 +243,7 @@ def _redemption(session: Session, program: Program, transfers: list[Transfer], s
         hold_expires_at=transfers[0].timeout_at if status == "held" else None,
         transfer_ids=[t.id for t in transfers],
         issuers=issuers,
+        balance=spendable_points(session, account_id=transfers[0].debit_account_id, at=at),
     )
 
 
@@ -267,7 +281,7 @@ def resolve_hold(
                 f"hold {hold_id} was already {'confirmed' if done == POST_PENDING else 'voided'}",
                 field="hold_id",
             )
-        return _redemption(session, program, pending, "posted" if post else "voided")
+        return _redemption(session, program, pending, "posted" if post else "voided", at)
     timeout_at = pending[0].timeout_at
     if post and timeout_at is not None and timeout_at <= at:
         raise Conflict(f"hold {hold_id} timed out at {timeout_at.isoformat()}", field="hold_id")
@@ -276,7 +290,7 @@ def resolve_hold(
         if not post and transfer.lot_id:
             lot_ops.restore_lot(session, transfer.lot_id, transfer.amount)
     session.flush()
-    return _redemption(session, program, pending, "posted" if post else "voided")
+    return _redemption(session, program, pending, "posted" if post else "voided", at)
 
 
 def _void_timed_out(session: Session, *, program: Program, account_id: str, actor: str, at: datetime) -> int:
@@ -328,6 +342,7 @@ class RefundPoints:
     given_back: int
     shortfall: int  # earned points the member had already spent: not taken below zero
     transfer_ids: list[str]
+    balance: int = 0  # the member's spendable points afterwards
 
 
 def refund_points(
@@ -343,9 +358,8 @@ def refund_points(
     same share of the points spent on it. Each lot spent on returns to that lot."""
     at = at or utcnow()
     if order.member_id is None:
-        return RefundPoints(refund.id, 0, 0, 0, [])
-    account_id = member_account(session, program, order.member_id)
-    ledger.lock_account(session, account_id)
+        return RefundPoints(refund.id, 0, 0, 0, [])  # an order of no one: no points either way
+    account_id = member_account(session, program, order.member_id, lock=True)
     refunded = refunded_fen(session, order_id=order.id)
     operation = lot_ops.operation_id()
     refs = Refs(order_id=order.id, store_id=order.store_id, external_ref=refund.id)
@@ -383,7 +397,7 @@ def refund_points(
                 code="clawback",
                 operation_id=operation,
                 actor=actor,
-                refs=Refs(**{**refs.__dict__, "detail": {"shortfall": shortfall}}),
+                refs=replace(refs, detail={"shortfall": shortfall}),
                 at=at,
             )
     transfers += _give_back(session, program, order, account_id, refunded, operation, actor, refs, at)
@@ -395,6 +409,7 @@ def refund_points(
         given,
         shortfall,
         [t.id for t in transfers],
+        spendable_points(session, account_id=account_id, at=at),
     )
 
 
@@ -483,8 +498,7 @@ def adjust_points(
     if points == 0:
         raise ValidationFailed("an adjustment moves at least one point", field="points")
     get_active_member(session, tenant_id=program.tenant_id, member_id=member_id)
-    account_id = member_account(session, program, member_id)
-    ledger.lock_account(session, account_id)
+    account_id = member_account(session, program, member_id, lock=True)
     operation = lot_ops.operation_id()
     refs = Refs(reason=reason.strip()[:300])
     if points > 0:

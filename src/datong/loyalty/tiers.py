@@ -11,7 +11,6 @@ from sqlalchemy import extract, func, select
 from sqlalchemy.orm import Session
 
 from datong.core.clock import CHINA_TZ, utcnow
-from datong.ledger import service as ledger
 from datong.ledger.models import POST_PENDING, POSTED, Transfer
 from datong.ledger.service import Refs
 from datong.loyalty import lots as lot_ops
@@ -24,7 +23,9 @@ from datong.orders.models import Order, OrderRefund
 WINDOW = timedelta(days=365)
 
 
-def qualifying_value(session: Session, *, program: Program, member_id: str, at: datetime) -> int:
+def qualifying_value(
+    session: Session, *, program: Program, member_id: str, at: datetime, account_id: str | None = None
+) -> int:
     """Points earned in the 12 months to ``at`` less what refunds took back; or, on a spend basis, the
     fen of completed orders in those months less their refunds."""
     since = at - WINDOW
@@ -49,7 +50,7 @@ def qualifying_value(session: Session, *, program: Program, member_id: str, at: 
             )
         )
         return int(spent or 0) - int(refunded or 0)
-    account_id = member_account(session, program, member_id)
+    account_id = account_id or member_account(session, program, member_id)
     earned = session.scalar(
         select(func.coalesce(func.sum(Transfer.amount), 0)).where(
             Transfer.credit_account_id == account_id,
@@ -117,17 +118,27 @@ def _set_tier(
 
 
 def upgrade_if_qualified(
-    session: Session, *, program: Program, member_id: str, at: datetime | None = None
+    session: Session,
+    *,
+    program: Program,
+    member_id: str,
+    at: datetime | None = None,
+    tiers: list[TierSpec] | None = None,
+    account_id: str | None = None,
 ) -> str | None:
-    """Move the member up at once if the last 12 months reach a higher tier. Returns the new tier code."""
+    """Move the member up at once if the last 12 months reach a higher tier. Returns the new tier code.
+    (``tiers`` and ``account_id`` save the queries when the caller has them already.)"""
     at = at or utcnow()
-    tiers = program_rules(session, program).tiers
+    tiers = program_rules(session, program).tiers if tiers is None else tiers
     if not tiers:
         return None
-    value = qualifying_value(session, program=program, member_id=member_id, at=at)
-    target = qualifying_tier(tiers, value)
     row = current_tier(session, program=program, member_id=member_id)
-    if target is None or target.rank <= _rank(tiers, row.tier_code if row else None):
+    rank = _rank(tiers, row.tier_code if row else None)
+    if rank >= max(t.rank for t in tiers):
+        return None  # already at the top: nothing to qualify for
+    value = qualifying_value(session, program=program, member_id=member_id, at=at, account_id=account_id)
+    target = qualifying_tier(tiers, value)
+    if target is None or target.rank <= rank:
         return None
     _set_tier(session, program, member_id, row, target, "upgrade", value, at)
     session.flush()
@@ -192,8 +203,7 @@ def grant_birthday_bonus(
         tier = by_code.get(row.tier_code) if row else entry
         if tier is None or tier.birthday_bonus_points <= 0:
             continue
-        account_id = member_account(session, program, member_id)
-        ledger.lock_account(session, account_id)
+        account_id = member_account(session, program, member_id, lock=True)
         if session.scalar(
             select(Transfer.id).where(
                 Transfer.credit_account_id == account_id,

@@ -23,7 +23,6 @@ from datong.core.errors import NotFound, ValidationFailed
 from datong.ledger.models import PENDING, Account, Transfer
 from datong.loyalty import clearing, queries, service
 from datong.loyalty.lots import spendable_points
-from datong.loyalty.models import Program
 from datong.loyalty.programs import get_program, member_account, store_by_code
 from datong.loyalty.schemas import AdjustIn, EarnIn, HoldActionIn, RedeemIn, RefundIn
 from datong.members.queries import get_member_for, require
@@ -113,10 +112,7 @@ def earn(
             member_id=member.id,
             store_id=store.id if store else None,
         )
-        result = service.earn_for_order(s, program=program, order=order, actor=p.label, at=at)
-        answer = asdict(result)
-        answer["balance"] = spendable_points(s, account_id=member_account(s, program, member.id), at=at)
-        return 200, answer
+        return 200, asdict(service.earn_for_order(s, program=program, order=order, actor=p.label, at=at))
 
     return _once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
@@ -156,7 +152,7 @@ def redeem(
             hold=body.hold,
             actor=p.label,
         )
-        return 200, _redemption_answer(s, program, member.id, result)
+        return 200, _redemption_answer(result)
 
     return _once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
@@ -192,9 +188,9 @@ def _resolve(
         )
         if holder is None:
             raise NotFound(f"no hold {hold_id}", field="hold_id")
-        member = get_member_for(s, p, holder)
+        get_member_for(s, p, holder)  # 404 for a hold of a member the caller may not see
         result = service.resolve_hold(s, program=program, hold_id=hold_id, post=post, actor=p.label)
-        return 200, _redemption_answer(s, program, member.id, result)
+        return 200, _redemption_answer(result)
 
     return _once(s, p, key, {"hold_id": hold_id, "post": post, **body.model_dump(mode="json")}, act)
 
@@ -226,12 +222,7 @@ def refund(
             reason=body.reason,
         )
         result = service.refund_points(s, program=program, order=order, refund=row, actor=p.label)
-        answer = asdict(result)
-        answer["order_status"] = order.status
-        answer["balance"] = spendable_points(
-            s, account_id=member_account(s, program, order.member_id), at=utcnow()
-        )
-        return 200, answer
+        return 200, {**asdict(result), "order_status": order.status}
 
     return _once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
@@ -277,12 +268,9 @@ def settlement(
     }
 
 
-def _redemption_answer(
-    s: SessionDep, program: Program, member_id: str, result: service.Redemption
-) -> dict[str, Any]:
+def _redemption_answer(result: service.Redemption) -> dict[str, Any]:
     answer = asdict(result)
     answer["hold_expires_at"] = result.hold_expires_at.isoformat() if result.hold_expires_at else None
-    answer["balance"] = spendable_points(s, account_id=member_account(s, program, member_id), at=utcnow())
     return answer
 
 
