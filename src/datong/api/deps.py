@@ -22,13 +22,17 @@ def runtime(request: Request) -> Runtime:
 
 
 def session(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
-    """The request owns the transaction: committed when the handler returns, rolled back if it raises."""
+    """The request owns the transaction: committed when the handler returns, rolled back if it raises.
+
+    Used with ``scope="function"`` (see ``SessionDep``): the commit happens before the response is sent.
+    With FastAPI's default request scope it would happen after, and a crash or a failed commit in
+    between would leave the caller holding a 200 for a write that never happened."""
     with rt.db.unit_of_work() as s:
         yield s
 
 
 def principal(
-    s: Annotated[Session, Depends(session)],
+    s: Annotated[Session, Depends(session, scope="function")],
     authorization: Annotated[str | None, Header()] = None,
 ) -> rules.Principal:
     return _principal_of(s, authorization)
@@ -72,7 +76,7 @@ def _principal_of(s: Session, authorization: str | None) -> rules.Principal:
     )
 
 
-SessionDep = Annotated[Session, Depends(session)]
+SessionDep = Annotated[Session, Depends(session, scope="function")]
 PrincipalDep = Annotated[rules.Principal, Depends(principal)]
 PrincipalOutsideTransactionDep = Annotated[rules.Principal, Depends(principal_outside_transaction)]
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

@@ -93,6 +93,13 @@ class Principal:
         return permission in self.permissions
 
     @property
+    def store_scope(self) -> frozenset[str] | None:
+        """The stores this caller may act at (sell, redeem, refund), or None for every store."""
+        if self.sees_all_members:
+            return None
+        return self.store_ids or frozenset()
+
+    @property
     def sees_all_members(self) -> bool:
         """HQ roles and brand-wide systems see every member; scoped roles see their own."""
         return self.role in HQ_ROLES or (self.kind != "user" and self.store_id is None)

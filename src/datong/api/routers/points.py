@@ -42,7 +42,7 @@ def _store_for(s: SessionDep, p: Principal, code: str | None) -> Store | None:
             return s.get(Store, p.store_id)
         return None
     store = store_by_code(s, tenant_id=p.tenant_id, code=code)
-    if p.store_ids is not None and store.id not in p.store_ids:
+    if p.store_scope is not None and store.id not in p.store_scope:
         raise NotFound(f"no store {code!r}", field="store_code")
     return store
 
@@ -210,7 +210,7 @@ def refund(
         if order.member_id is None:
             raise NotFound(f"no {body.channel} order {body.order_no}", field="order_no")
         get_member_for(s, p, order.member_id)
-        if p.store_ids is not None and order.store_id not in p.store_ids:
+        if p.store_scope is not None and order.store_id not in p.store_scope:
             raise NotFound(f"no {body.channel} order {body.order_no}", field="order_no")
         row, _created = orders.record_refund(
             s,
