@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, event, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -80,7 +80,14 @@ def ensure_account(
     """The id of the account, opening it if it does not exist. Safe when two requests open it at once:
     the insert does nothing if the other got there first, and both read the one row. With ``lock`` the
     row is held until the transaction ends, as :func:`lock_account` does, in the same round trip."""
-    query = select(Account.id).where(
+    natural_key = (tenant_id, ledger_id, kind, holder)
+    if not lock:
+        known = _COMMITTED_ACCOUNTS.get(natural_key)
+        if known is not None:
+            return known
+    query = select(
+        Account.id, Account.debits_must_not_exceed_credits, Account.credits_must_not_exceed_debits
+    ).where(
         Account.tenant_id == tenant_id,
         Account.ledger_id == ledger_id,
         Account.kind == kind,
@@ -88,9 +95,11 @@ def ensure_account(
     )
     if lock and not is_sqlite(session):
         query = query.with_for_update()
-    found = session.scalar(query)
-    if found is not None:
-        return found
+    row = session.execute(query).one_or_none()
+    if row is not None:
+        _remember_flags(row[0], row[1] or row[2])
+        session.info.setdefault(_SEEN_ACCOUNTS, {})[natural_key] = row[0]
+        return str(row[0])
     insert = sqlite_insert if is_sqlite(session) else pg_insert
     session.execute(
         insert(Account)
@@ -110,9 +119,8 @@ def ensure_account(
         )
         .on_conflict_do_nothing(index_elements=["tenant_id", "ledger_id", "kind", "holder"])
     )
-    account_id = session.scalar(query)
-    assert account_id is not None
-    return account_id
+    row = session.execute(query).one()
+    return str(row[0])
 
 
 def lock_account(session: Session, account_id: str) -> Account:
@@ -261,6 +269,31 @@ def _unreserve(session: Session, account_id: str, side: str, amount: int, *, pos
 # Account flags never change once an account is open, so they are read once per process.
 _FLAGS_CACHE: dict[str, bool] = {}
 _FLAGS_CACHE_MAX = 100_000
+# Account ids by (tenant, ledger, kind, holder), for accounts seen in a transaction that committed: an
+# account is never deleted, so the id stays right. (An id seen in a transaction that rolled back is
+# forgotten with it: that transaction may have been the one that opened the account.)
+_COMMITTED_ACCOUNTS: dict[tuple[str, str, str, str], str] = {}
+_SEEN_ACCOUNTS = "datong.ledger.accounts_seen"
+
+
+def _remember_flags(account_id: str, keeps: bool) -> None:
+    if len(_FLAGS_CACHE) >= _FLAGS_CACHE_MAX:
+        _FLAGS_CACHE.clear()
+    _FLAGS_CACHE[account_id] = keeps
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_seen_accounts(session: Session) -> None:
+    seen = session.info.pop(_SEEN_ACCOUNTS, None)
+    if seen:
+        if len(_COMMITTED_ACCOUNTS) + len(seen) > _FLAGS_CACHE_MAX:
+            _COMMITTED_ACCOUNTS.clear()
+        _COMMITTED_ACCOUNTS.update(seen)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_seen_accounts(session: Session) -> None:
+    session.info.pop(_SEEN_ACCOUNTS, None)
 
 
 def _keeps_totals(session: Session, account_id: str) -> bool:
@@ -274,9 +307,8 @@ def _keeps_totals(session: Session, account_id: str) -> bool:
     ).one_or_none()
     if row is None:
         raise NotFound(f"no account {account_id}", field="account_id")
-    if len(_FLAGS_CACHE) >= _FLAGS_CACHE_MAX:
-        _FLAGS_CACHE.clear()
-    _FLAGS_CACHE[account_id] = keeps = bool(row[0] or row[1])
+    keeps = bool(row[0] or row[1])
+    _remember_flags(account_id, keeps)
     return keeps
 
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from datong.core.clock import utcnow
 from datong.core.errors import NotFound, ValidationFailed
 from datong.ledger import service as ledger
 from datong.ledger.models import Account
@@ -51,6 +52,7 @@ def load_program(session: Session, *, tenant_id: str, data: Any, actor: str) -> 
     program.expiry_months = spec.expiry.months
     program.tier_basis = spec.tier_basis
     program.hold_seconds = spec.hold_seconds
+    program.updated_at = utcnow()  # always: it keys the process's cache of the rules (program_rules)
     session.flush()
     stores = dict(session.execute(select(Store.code, Store.id).where(Store.tenant_id == tenant_id)).all())
     for index, rule in enumerate(spec.earn_rules):
@@ -147,7 +149,23 @@ class ProgramRules:
     tiers: list[TierSpec]
 
 
+# Rules and tiers change only through load_program, which moves the program's updated_at; a process keeps
+# what it read per (program, updated_at), so a sale does not read them again.
+_RULES_CACHE: dict[tuple[str, object], ProgramRules] = {}
+
+
 def program_rules(session: Session, program: Program) -> ProgramRules:
+    key = (program.id, program.updated_at)
+    cached = _RULES_CACHE.get(key)
+    if cached is None:
+        cached = _read_rules(session, program)
+        if len(_RULES_CACHE) > 1000:
+            _RULES_CACHE.clear()
+        _RULES_CACHE[key] = cached
+    return cached
+
+
+def _read_rules(session: Session, program: Program) -> ProgramRules:
     rules = [
         RuleSpec(
             code=r.code,

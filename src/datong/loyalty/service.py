@@ -191,7 +191,12 @@ def redeem_points(
         raise ValidationFailed("spend a positive number of points", field="points")
     account_id = member_account(session, program, member_id, lock=True)
     _void_timed_out(session, program=program, account_id=account_id, actor="system:hold-timeout", at=at)
-    plan = lot_ops.plan_draw(lot_ops.spendable_lots(session, account_id=account_id, at=at), points)
+    lots = lot_ops.spendable_lots(session, account_id=account_id, at=at)
+    available = sum(lot.remaining for lot in lots)
+    plan = lot_ops.plan_draw(lots, points)
+    issuers: dict[str, int] = {}
+    for draw in plan:
+        issuers[draw.lot.issuer] = issuers.get(draw.lot.issuer, 0) + draw.points
     honourer = (
         HQ if store_id is None else store_party(session, tenant_id=program.tenant_id, store_id=store_id)
     )
@@ -217,23 +222,35 @@ def redeem_points(
         pending=hold,
     )
     session.flush()
-    return _redemption(session, program, transfers, "held" if hold else "posted", at)
+    return _redemption(
+        session, program, transfers, "held" if hold else "posted", at, issuers, available - points
+    )
 
 
 def _redemption(
-    session: Session, program: Program, transfers: list[Transfer], status: str, at: datetime
+    session: Session,
+    program: Program,
+    transfers: list[Transfer],
+    status: str,
+    at: datetime,
+    issuers: dict[str, int] | None = None,
+    balance: int | None = None,
 ) -> Redemption:
-    issuer_of = dict(
-        session.execute(
-            select(PointsLot.id, PointsLot.issuer).where(
-                PointsLot.id.in_({t.lot_id for t in transfers if t.lot_id})
-            )
-        ).all()
-    )
-    issuers: dict[str, int] = {}
-    for transfer in transfers:
-        issuer = issuer_of.get(transfer.lot_id or "", "")
-        issuers[issuer] = issuers.get(issuer, 0) + transfer.amount
+    """The answer about a redemption; ``issuers`` and ``balance`` when the caller knows them already."""
+    if issuers is None:
+        issuer_of = dict(
+            session.execute(
+                select(PointsLot.id, PointsLot.issuer).where(
+                    PointsLot.id.in_({t.lot_id for t in transfers if t.lot_id})
+                )
+            ).all()
+        )
+        issuers = {}
+        for transfer in transfers:
+            issuer = issuer_of.get(transfer.lot_id or "", "")
+            issuers[issuer] = issuers.get(issuer, 0) + transfer.amount
+    if balance is None:
+        balance = spendable_points(session, account_id=transfers[0].debit_account_id, at=at)
     points = sum(t.amount for t in transfers)
     return Redemption(
         id=transfers[0].operation_id,
@@ -243,7 +260,7 @@ def _redemption(
         hold_expires_at=transfers[0].timeout_at if status == "held" else None,
         transfer_ids=[t.id for t in transfers],
         issuers=issuers,
-        balance=spendable_points(session, account_id=transfers[0].debit_account_id, at=at),
+        balance=balance,
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import extract, func, select
+from sqlalchemy import case, extract, func, select
 from sqlalchemy.orm import Session
 
 from datong.core.clock import CHINA_TZ, utcnow
@@ -51,24 +51,20 @@ def qualifying_value(
         )
         return int(spent or 0) - int(refunded or 0)
     account_id = account_id or member_account(session, program, member_id)
-    earned = session.scalar(
-        select(func.coalesce(func.sum(Transfer.amount), 0)).where(
-            Transfer.credit_account_id == account_id,
-            Transfer.code.in_(("earn_purchase", "earn_bonus")),
-            Transfer.created_at > since,
-            Transfer.created_at <= at,
-        )
+    signed = case(
+        (Transfer.credit_account_id == account_id, Transfer.amount),  # earnings
+        else_=-Transfer.amount,  # clawbacks
     )
-    clawed = session.scalar(
-        select(func.coalesce(func.sum(Transfer.amount), 0)).where(
-            Transfer.debit_account_id == account_id,
-            Transfer.code == "clawback",
+    value = session.scalar(
+        select(func.coalesce(func.sum(signed), 0)).where(
+            ((Transfer.credit_account_id == account_id) & Transfer.code.in_(("earn_purchase", "earn_bonus")))
+            | ((Transfer.debit_account_id == account_id) & (Transfer.code == "clawback")),
             Transfer.kind.in_((POSTED, POST_PENDING)),
             Transfer.created_at > since,
             Transfer.created_at <= at,
         )
     )
-    return int(earned or 0) - int(clawed or 0)
+    return int(value or 0)
 
 
 def current_tier(session: Session, *, program: Program, member_id: str) -> MemberTier | None:
