@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,21 @@ from sqlalchemy import select, text
 from datong.api.app import create_app
 from datong.api.routers import imports as imports_router
 from datong.channels.models import ImportBatch
-from datong.channels.records import FieldError
+from datong.channels.records import FieldError, OrderFields
 from datong.channels.registration import Registration, register_member
 from datong.channels.service import finish_batch
+from datong.core.clock import CHINA_TZ, utcnow
 from datong.core.config import Settings
 from datong.core.context import Runtime
 from datong.core.crypto import Keyring
 from datong.core.db import Database
+from datong.ledger.models import Account, Transfer
+from datong.loyalty import service as points_service
+from datong.loyalty.programs import get_program, load_program
 from datong.members import service as members_service
 from datong.members.models import Member
+from datong.orders.models import Order, OrderRefund
+from datong.orders.service import record_order
 from datong.org.models import Agent, Guide, Region, Store
 from datong.org.service import load_org
 from datong.tenancy import rules
@@ -131,6 +138,61 @@ MEMBERS: dict[str, tuple[str | None, str | None, str, str]] = {
 CARD_SOURCE = "pos_hq"
 MINI_APPID = "wxmini-app"
 
+# The brand's points program (both brands load the same file). 1 point per yuan paid, a point is worth
+# 2 fen; shoes earn double, a basket of 500 yuan or more earns 50 more; gold from 1000 points in 12
+# months earns 1.5 times. Holds last a day, so none of the world's holds times out during a module.
+POINTS_PROGRAM: dict[str, Any] = {
+    "code": "club",
+    "name": "会员积分",
+    "points_per_yuan": 1,
+    "fen_per_point": 2,
+    "expiry": {"policy": "rolling_months", "months": 12},
+    "tier_basis": "points",
+    "hold_seconds": 86400,
+    "tiers": [
+        {"code": "silver", "name": "银卡", "rank": 0, "threshold": 0},
+        {"code": "gold", "name": "金卡", "rank": 1, "threshold": 1000, "earn_multiplier_pct": 150},
+    ],
+    "earn_rules": [
+        {"code": "shoes-x2", "name": "鞋类双倍", "categories": ["shoes"], "multiplier_pct": 200},
+        {"code": "big-basket", "name": "满500送50", "min_spend_fen": 50000, "bonus_points": 50},
+    ],
+    "rewards": [{"code": "tote", "name": "帆布袋", "kind": "gift", "points_cost": 300}],
+}
+FEN_PER_POINT: int = POINTS_PROGRAM["fen_per_point"]
+HOLD_SECONDS: int = POINTS_PROGRAM["hold_seconds"]
+# The points every member starts with, all at one moment (``Brand.points_at``): an order of 100 yuan at
+# their home store (the mini-program for "online") → 100 points, then a hold of 10 at that store, still
+# open. Two more members shop away from home, at agent B's store B1 (see ``AWAY``).
+WORLD_ORDER_FEN = 10000
+WORLD_HOLD = 10
+# target → the home store of a member who bought for 100 yuan at B1 and holds 10 points there: "a1_at_B1"
+# is agent A's member (A1), "direct_at_B1" the direct store's (D1).
+AWAY = {"a1_at_B1": "A1", "direct_at_B1": "D1"}
+# A month in the past with known redemptions, for clearing: see ``_build_settlement``.
+SETTLEMENT_PERIOD = "2025-11"
+
+
+def instant(written: str | None) -> datetime:
+    """A time the API wrote (ISO 8601 with an offset), to compare as a moment, whatever the offset."""
+    assert written is not None
+    moment = datetime.fromisoformat(written)
+    assert moment.tzinfo is not None, written
+    return moment
+
+
+def a_year_on(earned_at: datetime) -> datetime:
+    """When points earned at ``earned_at`` expire under POINTS_PROGRAM (12 rolling months), worked out by
+    hand: at the end of the same day, China time, a year later (of 28 February for a 29 February)."""
+    day = earned_at.astimezone(CHINA_TZ).date()
+    try:
+        later = day.replace(year=day.year + 1)
+    except ValueError:
+        later = day.replace(year=day.year + 1, day=28)
+    following = later + timedelta(days=1)
+    return datetime(following.year, following.month, following.day, tzinfo=CHINA_TZ)
+
+
 _SURNAMES = "赵钱孙李周吴郑冯褚卫蒋沈韩朱秦尤许何吕施孔曹严华金魏陶姜戚谢邹喻柏水窦章云苏潘葛"
 _GIVEN = "安宁佳怡子涵浩然思远雨桐梓萱宇轩欣悦一鸣"
 
@@ -156,6 +218,25 @@ class Brand:
     members: dict[str, str] = field(default_factory=dict)  # label → member id
     batch_id: str = ""  # an import batch with one failed row
     merge_id: str = ""  # a merge that is in force
+    points_at: datetime | None = None  # when the members' starting points were earned and held
+    away: dict[str, str] = field(default_factory=dict)  # AWAY target → member id
+    orders: dict[str, str] = field(default_factory=dict)  # label or AWAY target → its order number
+    holds: dict[str, str] = field(default_factory=dict)  # label or AWAY target → its open hold
+    # SETTLEMENT_PERIOD: the store code where points were redeemed → that redemption's transfer ids
+    settlement_redemptions: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def agent_a(self) -> str:
+        """The owner party of agent A's stores' points (A1, A2)."""
+        return f"agent:{self.agents['AGA']}"
+
+    @property
+    def agent_b(self) -> str:
+        return f"agent:{self.agents['AGB']}"
+
+    def start_balance(self) -> int:
+        """What a member of ``MEMBERS`` can spend: their starting points less their open hold."""
+        return WORLD_ORDER_FEN // 100 - WORLD_HOLD
 
 
 @dataclass
@@ -201,7 +282,8 @@ class World:
     # --- what is stored ---------------------------------------------------------------------
 
     def counts(self) -> dict[str, Any]:
-        """Rows in every table a request could write, plus the newest member change and the uploads."""
+        """Rows in every table a request could write, plus the newest member change, the orders' and the
+        points' state (points left in lots, the member accounts' running totals) and the uploads."""
         tables = (
             "tenant",
             "app_user",
@@ -217,15 +299,33 @@ class World:
             "idempotent_request",
             "import_batch",
             "sales_order",
+            "sales_order_line",
+            "sales_order_refund",
             "store",
+            "ledger_account",
+            "ledger_transfer",
+            "loyalty_points_lot",
+            "loyalty_member_tier",
+            "loyalty_tier_change",
         )
         parts = [f"(SELECT count(*) FROM {t}) AS {t}" for t in tables]
         parts += [
             f"(SELECT count(*) FROM member WHERE status = '{status}') AS member_{status}"
             for status in ("active", "merged", "deleted")
         ]
+        parts += [
+            f"(SELECT count(*) FROM sales_order WHERE status = '{status}') AS sales_order_{status}"
+            for status in ("paid", "completed", "refunded")
+        ]
         parts.append("(SELECT max(updated_at) FROM member) AS member_updated")
         parts.append("(SELECT count(*) FROM merge_event WHERE undone_at IS NOT NULL) AS merges_undone")
+        parts.append(
+            "(SELECT CAST(coalesce(sum(remaining), 0) AS BIGINT) FROM loyalty_points_lot) AS points_left"
+        )
+        parts += [
+            f"(SELECT CAST(coalesce(sum({c}), 0) AS BIGINT) FROM ledger_account) AS account_{c}"
+            for c in ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+        ]
         with self.db.reading() as s:
             row = dict(s.execute(text("SELECT " + ", ".join(parts))).mappings().one())
         row["upload_files"] = sum(1 for p in self.uploads.rglob("*") if p.is_file())
@@ -297,6 +397,102 @@ class World:
             )
             return event.id
 
+    # --- points, written through the services (what the POS did before a test) ----------------------
+
+    def earn(
+        self,
+        brand: Brand,
+        member_id: str,
+        order_no: str,
+        paid_fen: int,
+        *,
+        store: str | None,
+        at: datetime | None = None,
+        total_fen: int | None = None,
+    ) -> points_service.EarnResult:
+        """A completed sale at ``store`` (a code; None: the mini-program) and the points it earns."""
+        at = at or utcnow()
+        with self.db.unit_of_work() as s:
+            order = record_order(
+                s,
+                tenant_id=brand.tenant_id,
+                channel="pos" if store else "miniprogram",
+                fields=OrderFields(
+                    order_no=order_no,
+                    status="completed",
+                    status_raw="completed",
+                    total_fen=paid_fen if total_fen is None else total_fen,
+                    paid_fen=paid_fen,
+                    created_at=at,
+                    paid_at=at,
+                    completed_at=at,
+                ),
+                member_id=member_id,
+                store_id=brand.stores[store] if store else None,
+            )
+            return points_service.earn_for_order(
+                s, program=get_program(s, tenant_id=brand.tenant_id), order=order, actor="system:test", at=at
+            )
+
+    def redeem(
+        self,
+        brand: Brand,
+        member_id: str,
+        points: int,
+        *,
+        store: str | None,
+        hold: bool = False,
+        at: datetime | None = None,
+    ) -> points_service.Redemption:
+        """Points spent (or held, with ``hold``) at ``store`` (a code; None: the mini-program)."""
+        with self.db.unit_of_work() as s:
+            return points_service.redeem_points(
+                s,
+                program=get_program(s, tenant_id=brand.tenant_id),
+                member_id=member_id,
+                points=points,
+                channel="pos" if store else "miniprogram",
+                store_id=brand.stores[store] if store else None,
+                hold=hold,
+                actor="system:test",
+                at=at,
+            )
+
+    def moves(self, member_id: str) -> list[Transfer]:
+        """Every transfer to or from the member's points account, oldest first."""
+        with self.db.reading() as s:
+            account = select(Account.id).where(Account.kind == "member", Account.holder == member_id)
+            return list(
+                s.scalars(
+                    select(Transfer)
+                    .where(
+                        Transfer.debit_account_id.in_(account.scalar_subquery())
+                        | Transfer.credit_account_id.in_(account.scalar_subquery())
+                    )
+                    .order_by(Transfer.created_at, Transfer.id)
+                )
+            )
+
+    def order(self, brand: Brand, channel: str, order_no: str) -> Order:
+        with self.db.reading() as s:
+            found = s.scalar(
+                select(Order).where(
+                    Order.tenant_id == brand.tenant_id, Order.channel == channel, Order.order_no == order_no
+                )
+            )
+            assert found is not None, order_no
+            return found
+
+    def refunds(self, order_id: str) -> list[OrderRefund]:
+        with self.db.reading() as s:
+            return list(
+                s.scalars(
+                    select(OrderRefund)
+                    .where(OrderRefund.order_id == order_id)
+                    .order_by(OrderRefund.refunded_at, OrderRefund.id)
+                )
+            )
+
     def wait_for_imports(self, timeout: float = 30.0) -> None:
         """Import jobs run in a thread after the upload answers: wait until none is running.
         (Batches written by ``tests.members.helpers.ingest`` are never finished: they are not waited for.)"""
@@ -352,7 +548,7 @@ def _build_brand(world: World, code: str) -> Brand:
                 s,
                 tenant_id=tenant.id,
                 name=name,
-                scopes=[rules.MEMBERS_READ, rules.MEMBERS_WRITE],
+                scopes=[rules.MEMBERS_READ, rules.MEMBERS_WRITE, rules.POINTS_READ, rules.POINTS_WRITE],
                 store_id=store,
             )
             brand.keys[name], brand.key_ids[name] = secret, key.id
@@ -389,7 +585,36 @@ def _build_brand(world: World, code: str) -> Brand:
         assert batch is not None
         finish_batch(s, batch)
     brand.merge_id = world.fresh_merge(brand)
+    _build_points(world, brand)
+    _build_settlement(world, brand)
     return brand
+
+
+def _build_points(world: World, brand: Brand) -> None:
+    """The points program, and every member's starting points and hold (see ``WORLD_ORDER_FEN``)."""
+    with world.db.unit_of_work() as s:
+        load_program(s, tenant_id=brand.tenant_id, data=POINTS_PROGRAM, actor="system:test")
+    at = brand.points_at = utcnow()
+    shoppers = {label: (brand.members[label], store) for label, (store, _, _, _) in MEMBERS.items()}
+    for target, home in AWAY.items():
+        brand.away[target] = world.fresh_member(brand, store=home)
+        shoppers[target] = (brand.away[target], "B1")
+    for target, (member_id, store) in shoppers.items():
+        order_no = brand.orders[target] = f"W-{brand.code}-{target}"
+        assert world.earn(brand, member_id, order_no, WORLD_ORDER_FEN, store=store, at=at).points == 100
+        brand.holds[target] = world.redeem(brand, member_id, WORLD_HOLD, store=store, hold=True, at=at).id
+
+
+def _build_settlement(world: World, brand: Brand) -> None:
+    """In SETTLEMENT_PERIOD a new member of A1 earned 200 points at A1 (agent A's points), then spent 80
+    at D1 (HQ honours them), 30 at B1 (agent B honours them) and 20 at A1 (agent A's own: no debt)."""
+    member_id = world.fresh_member(brand, store="A1")
+    earned_at = datetime(2025, 11, 10, 12, tzinfo=CHINA_TZ)
+    assert world.earn(brand, member_id, f"S-{member_id}", 20000, store="A1", at=earned_at).points == 200
+    for day, store, points in ((11, "D1", 80), (12, "B1", 30), (13, "A1", 20)):
+        at = datetime(2025, 11, day, 12, tzinfo=CHINA_TZ)
+        redemption = world.redeem(brand, member_id, points, store=store, at=at)
+        brand.settlement_redemptions[store] = redemption.transfer_ids
 
 
 def _log_in(world: World, brand: Brand) -> None:
@@ -421,9 +646,11 @@ def world(api_database: Database, tmp_path_factory: pytest.TempPathFactory) -> I
     """Two brands (``b1`` is the one under test; ``b2`` is the neighbour), each with 2 regions, agents
     A and B, stores D1 (direct), A1 and A2 (agent A's franchises), B1 (agent B's), C1 (a counter), guides
     G1 and G2 in A1, a user per role (agent manager of A, store manager of A1, guide G1), a brand-wide POS
-    key and a key bound to D1 (both members:read + members:write), the members in ``MEMBERS``, an import
-    batch with a failed row and a merge in force. Every brand-1 user and brand 2's admin are logged in
-    through the API."""
+    key and a key bound to D1 (both members:read + members:write + points:read + points:write), the
+    members in ``MEMBERS``, an import batch with a failed row, a merge in force, the points program
+    ``POINTS_PROGRAM`` with every member's starting points and open hold (``WORLD_ORDER_FEN``, ``AWAY``), and
+    redemptions in ``SETTLEMENT_PERIOD``. Every brand-1 user and brand 2's admin are logged in through
+    the API."""
     keyring = Keyring(master=os.urandom(32))
     backend = api_database.engine.dialect.name
     runtime = Runtime(settings=Settings(database_url=api_database.url), db=api_database, keyring=keyring)

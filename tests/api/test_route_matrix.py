@@ -7,11 +7,14 @@ The table below is the specification, written by hand from the roles in ARCHITEC
 * a caller without the right the endpoint needs → 403, whatever the object;
 * a caller with the right, naming an object it may not see → 404, exactly as for an object that does
   not exist: another brand's object, a member outside an agent's stores, outside a store manager's
-  store, not a guide's own, outside a store key's store;
+  store, not a guide's own, outside a store key's store; and for points, a store (a sale's, a
+  redemption's, a hold's) where a caller bound to stores may not act: an agent manager acts at its
+  agent's stores, a store manager and a store key at their own store;
 * otherwise the endpoint's success status, with the exact objects in the body.
 
 Every failing cell also checks that nothing was written (row counts of every table a request could
-touch, the newest member change, the upload folder). ``test_every_route_is_in_the_table`` fails when
+touch, the newest member change, orders by status, the points left in lots and the member accounts'
+running totals, the upload folder). ``test_every_route_is_in_the_table`` fails when
 the app gains a route this table does not cover.
 """
 
@@ -26,7 +29,23 @@ import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
 
-from tests.api.conftest import CALLERS, CARD_SOURCE, MEMBERS, ROLES, STORE_CODES, Brand, World
+from tests.api.conftest import (
+    AWAY,
+    CALLERS,
+    CARD_SOURCE,
+    FEN_PER_POINT,
+    MEMBERS,
+    POINTS_PROGRAM,
+    ROLES,
+    SETTLEMENT_PERIOD,
+    STORE_CODES,
+    WORLD_HOLD,
+    WORLD_ORDER_FEN,
+    Brand,
+    World,
+    a_year_on,
+    instant,
+)
 
 UNAUTHENTICATED = frozenset({"anonymous", "bad_token"})
 EVERYONE = frozenset(CALLERS)
@@ -37,12 +56,17 @@ MEMBER_WRITERS = AUTHENTICATED - {"guide"}  # members:write
 HQ = frozenset({"hq_admin", "hq_operator", "other_brand_admin"})  # merge, export, imports
 ADMINS = frozenset({"hq_admin", "other_brand_admin"})  # delete, unmask, audit
 ORG_READERS = frozenset({*ROLES, "other_brand_admin"})  # org:read (users only, not the keys)
+POINTS_READERS = AUTHENTICATED  # points:read: every role and both keys
+POINTS_WRITERS = AUTHENTICATED - {"guide"}  # points:write: earn, redeem, confirm or void a hold, refund
+POINTS_ADJUSTERS = ADMINS  # points:adjust
+POINTS_SETTLERS = HQ  # points:settle
 
 UNKNOWN_MEMBER = "mem_00000000000000000000000000"
 UNKNOWN_MERGE = "mrg_00000000000000000000000000"
 UNKNOWN_BATCH = "imp_00000000000000000000000000"
 UNKNOWN_STORE = "sto_00000000000000000000000000"
 UNKNOWN_PHONE = "13600000000"
+UNKNOWN_HOLD = "op_00000000000000000000000000"
 
 # --- which objects each caller may see ---------------------------------------------------------
 
@@ -70,6 +94,16 @@ SEES_STORES: Mapping[str, frozenset[str]] = {
     "guide": frozenset({"A1"}),  # the guide's own store
     "other_brand_admin": frozenset({"other_brand"}),
 }
+# Earning, redeeming, holds and refunds also happen at a store. The AWAY targets are members the scoped
+# callers see (of A1, of D1) doing that at agent B's store B1, where only brand-wide callers may act: an
+# agent manager at its agent's stores, a store manager and a store key at their own store.
+POINTS_TARGETS = (*MEMBER_TARGETS, *AWAY)
+BRAND_WIDE = frozenset({"hq_admin", "hq_operator", "pos_key"})
+SEES_AWAY: Mapping[str, frozenset[str]] = {
+    caller: seen | (frozenset(AWAY) if caller in BRAND_WIDE else frozenset())
+    for caller, seen in SEES_MEMBERS.items()
+}
+
 SEES_OWN_BRAND: Mapping[str, frozenset[str]] = {
     **{caller: frozenset({"own"}) for caller in AUTHENTICATED - {"other_brand_admin"}},
     "other_brand_admin": frozenset({"other_brand"}),
@@ -189,7 +223,7 @@ def call_me(w: World, caller: str, _: str, ok: bool) -> httpx.Response:
         assert body["tenant_id"] == brand.tenant_id
         if caller in ("pos_key", "store_key"):
             assert (body["kind"], body["id"], body["role"]) == ("api_key", brand.key_ids[caller], None)
-            assert body["permissions"] == ["members:read", "members:write"]
+            assert body["permissions"] == ["members:read", "members:write", "points:read", "points:write"]
             assert body["store_id"] == (brand.stores["D1"] if caller == "store_key" else None)
         else:
             role = "hq_admin" if caller == "other_brand_admin" else caller
@@ -423,6 +457,288 @@ def call_audit(w: World, caller: str, _: str, ok: bool) -> httpx.Response:
     return response
 
 
+# --- points ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shopper:
+    brand: Brand
+    member_id: str
+    home: str | None  # the member's home store (a code; None: registered online)
+    store: str | None  # where the target earns, spends, holds or buys (None: the mini-program)
+
+    @property
+    def channel(self) -> str:
+        return "pos" if self.store else "miniprogram"
+
+    def store_id(self) -> str | None:
+        return self.brand.stores[self.store] if self.store else None
+
+
+def _shopper(w: World, target: str) -> Shopper:
+    """The member a points target names, and where it shops (an unknown member at A1)."""
+    if target == "unknown":
+        return Shopper(w.b1, UNKNOWN_MEMBER, "A1", "A1")
+    if target in AWAY:
+        return Shopper(w.b1, w.b1.away[target], AWAY[target], "B1")
+    brand, label = _brand_and_label(w, target)
+    store = MEMBERS[label][0]
+    return Shopper(brand, brand.members[label], store, store)
+
+
+def _fresh_shopper(w: World, target: str) -> Shopper:
+    """A new member like the target's (same brand, home store and guide), shopping where it shops."""
+    if target in AWAY:
+        return Shopper(w.b1, w.fresh_member(w.b1, store=AWAY[target]), AWAY[target], "B1")
+    brand, label = _brand_and_label(w, target)
+    store = MEMBERS[label][0]
+    return Shopper(brand, _fresh_like(w, target), store, store)
+
+
+def _party(brand: Brand, store: str | None) -> str:
+    """Who owns the points a store issues or honours, read off the organisation by hand: agent A for A1
+    and A2, agent B for B1, HQ for the direct store, the counter and online."""
+    return {"A1": brand.agent_a, "A2": brand.agent_a, "B1": brand.agent_b}.get(store or "", "hq")
+
+
+def _write(w: World, caller: str) -> dict[str, str]:
+    return {**w.auth(caller), "Idempotency-Key": f"matrix-{w.fresh_card()}"}
+
+
+def call_points_summary(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    who = _shopper(w, target)
+    response: httpx.Response = w.client.get(f"/api/v1/points/members/{who.member_id}", headers=w.auth(caller))
+    if ok:
+        body = response.json()
+        at, balance = who.brand.points_at, who.brand.start_balance()
+        assert at is not None
+        expiring = [(instant(e["expires_at"]), e["points"]) for e in body.pop("expiring")]
+        assert expiring == [(a_year_on(at), balance)]
+        assert instant(body.pop("tier_since")) == at
+        assert body == {
+            "member_id": who.member_id,
+            "program": POINTS_PROGRAM["code"],
+            "balance": balance,
+            "value_fen": balance * FEN_PER_POINT,
+            "held": WORLD_HOLD,
+            "tier": "silver",
+            "qualifying_value": WORLD_ORDER_FEN // 100,
+            "tier_basis": "points",
+        }
+    return response
+
+
+def call_points_history(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    who = _shopper(w, target)
+    response: httpx.Response = w.client.get(
+        f"/api/v1/points/members/{who.member_id}/history", headers=w.auth(caller)
+    )
+    if ok:
+        body = response.json()
+        brand, at = who.brand, who.brand.points_at
+        label = _brand_and_label(w, target)[1]
+        order_id = w.order(brand, who.channel, brand.orders[label]).id
+        moves = sorted(
+            (m["code"], m["kind"], m["points"], m["operation_id"] == brand.holds[label], m["order_id"])
+            for m in body["transfers"]
+        )
+        assert moves == [
+            ("earn_purchase", "posted", WORLD_ORDER_FEN // 100, False, order_id),
+            ("redeem", "pending", -WORLD_HOLD, True, None),
+        ]
+        assert {(m["store_id"], instant(m["at"])) for m in body["transfers"]} == {(who.store_id(), at)}
+        assert body["member_id"] == who.member_id
+        tiers = body["tiers"]
+        assert [instant(c.pop("at")) for c in tiers] == [at]
+        assert tiers == [
+            {"from": None, "to": "silver", "reason": "upgrade", "qualifying_value": WORLD_ORDER_FEN // 100}
+        ]
+    return response
+
+
+def call_points_earn(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    who = _fresh_shopper(w, target) if ok else _shopper(w, target)
+    order_no = f"E-{w.fresh_card()}"
+    order = {
+        "channel": who.channel,
+        "order_no": order_no,
+        "store_code": who.store,
+        "total_fen": 12000,
+        "paid_fen": 12000,
+    }
+    response: httpx.Response = w.client.post(
+        "/api/v1/points/earn", json={"member_id": who.member_id, "order": order}, headers=_write(w, caller)
+    )
+    if ok:
+        saved = w.order(who.brand, who.channel, order_no)
+        assert (saved.member_id, saved.store_id, saved.status) == (who.member_id, who.store_id(), "completed")
+        moves = w.moves(who.member_id)
+        assert [(m.code, m.amount, m.order_id) for m in moves] == [("earn_purchase", 120, saved.id)]
+        assert response.json() == {
+            "order_id": saved.id,
+            "points": 120,
+            "earned_now": True,
+            "transfer_ids": [moves[0].id],
+            "rules": [],
+            "note": None,
+            "balance": 120,
+        }
+    return response
+
+
+def call_points_redeem(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    who = _fresh_shopper(w, target) if ok else _shopper(w, target)
+    if ok:  # 100 points earned at home
+        w.earn(who.brand, who.member_id, f"H-{w.fresh_card()}", 10000, store=who.home)
+    body = {"member_id": who.member_id, "points": 30, "channel": who.channel, "store_code": who.store}
+    response: httpx.Response = w.client.post("/api/v1/points/redeem", json=body, headers=_write(w, caller))
+    if ok:
+        spent = [m for m in w.moves(who.member_id) if m.code == "redeem"]
+        assert [(m.kind, m.amount, m.store_id) for m in spent] == [("posted", 30, who.store_id())]
+        assert response.json() == {
+            "id": spent[0].operation_id,
+            "status": "posted",
+            "points": 30,
+            "value_fen": 30 * FEN_PER_POINT,
+            "hold_expires_at": None,
+            "transfer_ids": [spent[0].id],
+            "issuers": {_party(who.brand, who.home): 30},
+            "balance": 70,
+        }
+    return response
+
+
+def call_points_hold(action: str) -> Callable[[World, str, str, bool], httpx.Response]:
+    """Confirm or void a hold: the target member's open hold (held at the store the target shops at)."""
+    post = action == "confirm"
+
+    def call(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+        if ok:
+            who = _fresh_shopper(w, target)
+            w.earn(who.brand, who.member_id, f"H-{w.fresh_card()}", 10000, store=who.home)
+            hold_id = w.redeem(who.brand, who.member_id, 10, store=who.store, hold=True).id
+        elif target == "unknown":
+            hold_id = UNKNOWN_HOLD
+        else:
+            brand, label = (w.b1, target) if target in AWAY else _brand_and_label(w, target)
+            hold_id = brand.holds[label]
+        response: httpx.Response = w.client.post(
+            f"/api/v1/points/holds/{hold_id}/{action}", json={}, headers=_write(w, caller)
+        )
+        if ok:
+            held = [m for m in w.moves(who.member_id) if m.code == "redeem"]
+            assert [(m.kind, m.amount, m.operation_id) for m in held] == [
+                ("pending", 10, hold_id),
+                ("post_pending" if post else "void_pending", 10, hold_id),
+            ]
+            assert response.json() == {
+                "id": hold_id,
+                "status": "posted" if post else "voided",
+                "points": 10,
+                "value_fen": 10 * FEN_PER_POINT,
+                "hold_expires_at": None,
+                "transfer_ids": [held[0].id],
+                "issuers": {_party(who.brand, who.home): 10},
+                "balance": 90 if post else 100,
+            }
+        return response
+
+    return call
+
+
+def call_points_refund(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    if ok:  # a new member's sale of 120 yuan where the target shops, refunded in full
+        who = _fresh_shopper(w, target)
+        order_no, amount = f"F-{w.fresh_card()}", 12000
+        assert w.earn(who.brand, who.member_id, order_no, amount, store=who.store).points == 120
+    else:  # the target's own sale in the world, refunded in part
+        who = _shopper(w, target)
+        order_no, amount = ("W-nobody" if target == "unknown" else _world_order(w, target)), 1000
+    body = {
+        "channel": who.channel,
+        "order_no": order_no,
+        "refund_no": f"RF-{w.fresh_card()}",
+        "amount_fen": amount,
+    }
+    response: httpx.Response = w.client.post("/api/v1/points/refund", json=body, headers=_write(w, caller))
+    if ok:
+        order = w.order(who.brand, who.channel, order_no)
+        refunds = w.refunds(order.id)
+        assert [(r.refund_no, r.amount_fen) for r in refunds] == [(body["refund_no"], amount)]
+        back = [m for m in w.moves(who.member_id) if m.code == "clawback"]
+        assert [(m.amount, m.order_id, m.external_ref) for m in back] == [(120, order.id, refunds[0].id)]
+        assert response.json() == {
+            "refund_id": refunds[0].id,
+            "clawed_back": 120,
+            "given_back": 0,
+            "shortfall": 0,
+            "transfer_ids": [back[0].id],
+            "order_status": "refunded",
+            "balance": 0,
+        }
+    return response
+
+
+def _world_order(w: World, target: str) -> str:
+    if target in AWAY:
+        return w.b1.orders[target]
+    brand, label = _brand_and_label(w, target)
+    return brand.orders[label]
+
+
+def call_points_adjust(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    member_id = _fresh_like(w, target) if ok else _member_id(w, target)
+    body = {"member_id": member_id, "points": 25, "reason": "补录门店活动积分"}
+    response: httpx.Response = w.client.post("/api/v1/points/adjust", json=body, headers=_write(w, caller))
+    if ok:
+        moves = w.moves(member_id)
+        assert [(m.code, m.amount, m.reason) for m in moves] == [("adjust", 25, "补录门店活动积分")]
+        assert response.json() == {
+            "operation_id": moves[0].operation_id,
+            "points": 25,
+            "transfer_ids": [moves[0].id],
+            "balance": 25,
+        }
+        brand, _ = _brand_and_label(w, target)
+        assert w.audit_actions(brand.tenant_id, member_id)[-1] == "points.adjust"
+    return response
+
+
+def call_points_settlement(w: World, caller: str, _: str, ok: bool) -> httpx.Response:
+    response: httpx.Response = w.client.get(
+        "/api/v1/points/settlement", params={"period": SETTLEMENT_PERIOD}, headers=w.auth(caller)
+    )
+    if ok:
+        brand = w.brand_of(caller)
+        spent = brand.settlement_redemptions
+        # Agent A's points were honoured by agent B (30) and by HQ (80); those it honoured itself are no debt.
+        assert response.json() == {
+            "period": SETTLEMENT_PERIOD,
+            "fen_per_point": FEN_PER_POINT,
+            "obligations": [
+                {
+                    "debtor": brand.agent_a,
+                    "creditor": brand.agent_b,
+                    "points": 30,
+                    "transfer_ids": spent["B1"],
+                    "amount_fen": 30 * FEN_PER_POINT,
+                },
+                {
+                    "debtor": brand.agent_a,
+                    "creditor": "hq",
+                    "points": 80,
+                    "transfer_ids": spent["D1"],
+                    "amount_fen": 80 * FEN_PER_POINT,
+                },
+            ],
+            "net": [
+                {"debtor": brand.agent_a, "creditor": brand.agent_b, "amount_fen": 30 * FEN_PER_POINT},
+                {"debtor": brand.agent_a, "creditor": "hq", "amount_fen": 80 * FEN_PER_POINT},
+            ],
+        }
+    return response
+
+
 ENDPOINT_LIST = [
     Endpoint("GET", "/healthz", EVERYONE, 200, call_public("/healthz"), public=True),
     Endpoint("GET", "/openapi.json", EVERYONE, 200, call_public("/openapi.json"), public=True),
@@ -531,6 +847,59 @@ ENDPOINT_LIST = [
     Endpoint("GET", "/api/v1/org/regions", ORG_READERS, 200, call_regions),
     Endpoint("GET", "/api/v1/org/guides", ORG_READERS, 200, call_guides),
     Endpoint("GET", "/api/v1/audit", ADMINS, 200, call_audit),
+    Endpoint(
+        "GET",
+        "/api/v1/points/members/{member_id}",
+        POINTS_READERS,
+        200,
+        call_points_summary,
+        MEMBER_TARGETS,
+        SEES_MEMBERS,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/points/members/{member_id}/history",
+        POINTS_READERS,
+        200,
+        call_points_history,
+        MEMBER_TARGETS,
+        SEES_MEMBERS,
+    ),
+    Endpoint("POST", "/api/v1/points/earn", POINTS_WRITERS, 200, call_points_earn, POINTS_TARGETS, SEES_AWAY),
+    Endpoint(
+        "POST", "/api/v1/points/redeem", POINTS_WRITERS, 200, call_points_redeem, POINTS_TARGETS, SEES_AWAY
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/points/holds/{hold_id}/confirm",
+        POINTS_WRITERS,
+        200,
+        call_points_hold("confirm"),
+        POINTS_TARGETS,
+        SEES_AWAY,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/points/holds/{hold_id}/void",
+        POINTS_WRITERS,
+        200,
+        call_points_hold("void"),
+        POINTS_TARGETS,
+        SEES_AWAY,
+    ),
+    Endpoint(
+        "POST", "/api/v1/points/refund", POINTS_WRITERS, 200, call_points_refund, POINTS_TARGETS, SEES_AWAY
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/points/adjust",
+        POINTS_ADJUSTERS,
+        200,
+        call_points_adjust,
+        MEMBER_TARGETS,
+        SEES_MEMBERS,
+    ),
+    Endpoint("GET", "/api/v1/points/settlement", POINTS_SETTLERS, 200, call_points_settlement),
 ]
 ENDPOINTS = {(e.method, e.path): e for e in ENDPOINT_LIST}
 assert len(ENDPOINTS) == len(ENDPOINT_LIST), "an endpoint is listed twice"
@@ -582,7 +951,7 @@ CELLS = _cells()
 ERROR_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 422: "invalid"}
 
 
-@pytest.mark.parametrize("cell", CELLS, ids=[c.id for c in CELLS])
+@pytest.mark.parametrize("cell", CELLS, ids=[cell.id for cell in CELLS])
 def test_access(world: World, cell: Cell) -> None:
     ok = cell.expected < 400
     before = None if ok else world.counts()

@@ -24,8 +24,22 @@ def _card(row: int, source: str, number: str, points: int | None, store: str, ph
 def test_cards_at_three_stores_become_one_balance_migrated_once(database: Database, keyring: Keyring) -> None:
     world = make_world(database, members=0)
     # One person, three cards (two stores of HQ, one of the agent), joined by her phone.
-    ingest(database, keyring, world.tenant_id, "members", "pos-d1", [_card(1, "pos-d1", "D-1", 120, "D1", "13800138000")])
-    ingest(database, keyring, world.tenant_id, "members", "pos-f1", [_card(1, "pos-f1", "F-1", 300, "F1", "13800138000")])
+    ingest(
+        database,
+        keyring,
+        world.tenant_id,
+        "members",
+        "pos-d1",
+        [_card(1, "pos-d1", "D-1", 120, "D1", "13800138000")],
+    )
+    ingest(
+        database,
+        keyring,
+        world.tenant_id,
+        "members",
+        "pos-f1",
+        [_card(1, "pos-f1", "F-1", 300, "F1", "13800138000")],
+    )
     ingest(
         database,
         keyring,

@@ -364,3 +364,32 @@ def test_clearing_says_who_owes_whom(database: Database) -> None:
     assert [(n.debtor, n.creditor, n.amount_fen) for n in result.net] == [(agent, "hq", 70)]
     with database.reading() as s:
         assert settle(s, program=world.program(s), period="2026-04").obligations == []
+
+
+def test_the_checks_find_a_running_total_or_a_lot_that_disagrees_with_the_transfers(
+    database: Database,
+) -> None:
+    from sqlalchemy import update
+
+    from datong.ledger.models import Account
+    from datong.ledger.queries import verify_ledger
+    from datong.loyalty.models import PointsLot
+    from datong.loyalty.queries import verify_lots
+
+    world = make_world(database)
+    _earn(database, world, 0, "P1", 10000)
+    with database.unit_of_work() as s:
+        account_id = member_account(s, world.program(s), world.members[0])
+        s.execute(
+            update(Account).where(Account.id == account_id).values(credits_posted=Account.credits_posted + 5)
+        )
+        lot_id = s.scalar(select(PointsLot.id).where(PointsLot.account_id == account_id))
+        s.execute(update(PointsLot).where(PointsLot.id == lot_id).values(remaining=99))
+    with database.reading() as s:
+        (wrong,) = verify_ledger(s, tenant_id=world.tenant_id)
+        assert (wrong.account_id, wrong.kept.credits_posted, wrong.summed.credits_posted) == (
+            account_id,
+            105,
+            100,
+        )
+        assert verify_lots(s, program=world.program(s)) == [lot_id]

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from datong.channels.records import OrderFields
+from datong.cli import app
 from datong.core.db import Database
 from datong.ledger.models import Transfer
 from datong.loyalty import service
@@ -19,15 +20,18 @@ from datong.members.models import Member
 from datong.orders.service import IncomingOrder, upsert_orders
 from datong.tenancy.models import Tenant
 from tests.loyalty.helpers import ORG, PROGRAM
-from datong.cli import app
 from tests.test_cli import _ok, cli_env, runner
 
 __all__ = ["cli_env"]  # the fixture, used by name
 
-POS_EXPORT = "会员卡号,姓名,手机号,所属门店,积分余额\nC001,王芳,13800138000,D1,120\nC002,王芳,13800138000,F1,300\n"
+POS_EXPORT = (
+    "会员卡号,姓名,手机号,所属门店,积分余额\nC001,王芳,13800138000,D1,120\nC002,王芳,13800138000,F1,300\n"
+)
 
 
-def test_program_migration_settlement_and_expiry_from_the_command_line(cli_env: Database, tmp_path: Path) -> None:
+def test_program_migration_settlement_and_expiry_from_the_command_line(
+    cli_env: Database, tmp_path: Path
+) -> None:
     _ok(["tenant", "create", "acme", "Acme 服饰"])
     (tmp_path / "org.json").write_text(json.dumps(ORG, ensure_ascii=False), encoding="utf-8")
     _ok(["org", "load", str(tmp_path / "org.json")])
@@ -46,7 +50,9 @@ def test_program_migration_settlement_and_expiry_from_the_command_line(cli_env: 
         assert member_id is not None
         at = datetime(2026, 10, 5, 4, tzinfo=UTC)
         fields = OrderFields("T100", "completed", "交易成功", 25000, 25000, created_at=at, completed_at=at)
-        upsert_orders(s, tenant_id=tenant_id, incoming=[IncomingOrder("tmall", fields, member_id, "nick", "x", None)])
+        upsert_orders(
+            s, tenant_id=tenant_id, incoming=[IncomingOrder("tmall", fields, member_id, "nick", "x", None)]
+        )
         service.redeem_points(
             s,
             program=get_program(s, tenant_id=tenant_id),

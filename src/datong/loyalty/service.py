@@ -75,8 +75,9 @@ def earn_for_order(
     )
     if earlier:
         balance = spendable_points(session, account_id=account_id, at=at)
+        applied = sorted({code for t in earlier for code in t.detail.get("rules", [])})
         return EarnResult(
-            order.id, sum(t.amount for t in earlier), False, [t.id for t in earlier], balance=balance
+            order.id, sum(t.amount for t in earlier), False, [t.id for t in earlier], applied, balance=balance
         )
     get_active_member(session, tenant_id=program.tenant_id, member_id=order.member_id)
     rules = program_rules(session, program)
@@ -558,7 +559,7 @@ def adjust_points(
         object_type="member",
         object_id=member_id,
         detail={"points": points, "operation_id": operation, "program": program.code},
-        note=reason,
+        note=reason.strip(),
     )
     return transfers
 

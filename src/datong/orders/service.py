@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from datong.channels.records import OrderFields, OrderLineFields
 from datong.core.clock import utcnow
+from datong.core.db import is_sqlite
 from datong.core.errors import Conflict, NotFound, ValidationFailed
 from datong.core.ids import new_id
 from datong.orders.models import Order, OrderLine, OrderRefund
@@ -144,41 +147,48 @@ def record_order(
         raise ValidationFailed("a POS sale names its store", field="order.store_code")
     if fields.paid_fen > fields.total_fen:
         raise ValidationFailed("paid_fen cannot exceed total_fen", field="order.paid_fen")
-    found = session.scalar(
-        select(Order).where(
-            Order.tenant_id == tenant_id, Order.channel == channel, Order.order_no == fields.order_no
+    # Insert-or-nothing, then read the row under a lock: two sends of one new sale at once (a till's
+    # retry under a new key) record it once, and the second sees the first's row instead of failing.
+    insert = sqlite_insert if is_sqlite(session) else pg_insert
+    created = session.execute(
+        insert(Order)
+        .values(
+            id=new_id("ord"),
+            tenant_id=tenant_id,
+            channel=channel,
+            order_no=fields.order_no,
+            member_id=member_id,
+            status=fields.status,
+            status_raw=fields.status_raw,
+            total_fen=fields.total_fen,
+            paid_fen=fields.paid_fen,
+            postage_fen=fields.postage_fen,
+            ordered_at=fields.created_at,
+            paid_at=fields.paid_at,
+            completed_at=fields.completed_at,
+            store_id=store_id,
         )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "channel", "order_no"])
+        .returning(Order.id)
+    ).scalar_one_or_none()
+    query = select(Order).where(
+        Order.tenant_id == tenant_id, Order.channel == channel, Order.order_no == fields.order_no
     )
-    if found is not None:
-        if found.member_id != member_id or found.total_fen != fields.total_fen:
-            raise Conflict(
-                f"order {fields.order_no} was sent before with another member or total",
-                field="order.order_no",
-            )
-        found.status, found.status_raw = fields.status, fields.status_raw
-        found.completed_at = found.completed_at or fields.completed_at
-        found.paid_fen = fields.paid_fen
-        return found
-    order = Order(
-        id=new_id("ord"),
-        tenant_id=tenant_id,
-        channel=channel,
-        order_no=fields.order_no,
-        member_id=member_id,
-        status=fields.status,
-        status_raw=fields.status_raw,
-        total_fen=fields.total_fen,
-        paid_fen=fields.paid_fen,
-        postage_fen=fields.postage_fen,
-        ordered_at=fields.created_at,
-        paid_at=fields.paid_at,
-        completed_at=fields.completed_at,
-        store_id=store_id,
-    )
-    session.add(order)
-    session.flush()
-    for line_no, line in enumerate(fields.lines, start=1):
-        session.add(_line(tenant_id, order.id, line_no, line))
+    if not is_sqlite(session):
+        query = query.with_for_update()
+    order = session.execute(query.execution_options(populate_existing=True)).scalar_one()
+    if created is not None:
+        for line_no, line in enumerate(fields.lines, start=1):
+            session.add(_line(tenant_id, order.id, line_no, line))
+        return order
+    if order.member_id != member_id or order.total_fen != fields.total_fen:
+        raise Conflict(
+            f"order {fields.order_no} was sent before with another member or total", field="order.order_no"
+        )
+    if order.status not in ("completed", "refunded"):  # a status never goes back
+        order.status, order.status_raw = fields.status, fields.status_raw
+        order.completed_at = order.completed_at or fields.completed_at
+        order.paid_fen = fields.paid_fen
     return order
 
 

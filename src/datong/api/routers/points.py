@@ -35,15 +35,22 @@ router = APIRouter(prefix="/api/v1/points", tags=["points"])
 IdempotencyKey = Annotated[str | None, Header()]
 
 
-def _store_for(s: SessionDep, p: Principal, code: str | None) -> Store | None:
-    """The store a call acts at: the one named, if the caller may act there, else the caller's own."""
+def _store_for(s: SessionDep, p: Principal, code: str | None, field: str = "store_code") -> Store | None:
+    """The store a call acts at: the one named, if the caller may act there, else the caller's own.
+    To a caller bound to stores, a store it may not act at and a store that does not exist look alike."""
     if code is None:
         if p.store_id:
             return s.get(Store, p.store_id)
         return None
-    store = store_by_code(s, tenant_id=p.tenant_id, code=code)
-    if p.store_scope is not None and store.id not in p.store_scope:
-        raise NotFound(f"no store {code!r}", field="store_code")
+    scope = p.store_scope
+    try:
+        store = store_by_code(s, tenant_id=p.tenant_id, code=code, field=field)
+    except ValidationFailed:
+        if scope is not None:
+            raise NotFound(f"no store {code!r}", field=field) from None
+        raise
+    if scope is not None and store.id not in scope:
+        raise NotFound(f"no store {code!r}", field=field)
     return store
 
 
@@ -90,7 +97,7 @@ def earn(
     def act() -> tuple[int, dict[str, Any]]:
         member = get_member_for(s, p, body.member_id)
         program = get_program(s, tenant_id=p.tenant_id, code=body.program)
-        store = _store_for(s, p, body.order.store_code)
+        store = _store_for(s, p, body.order.store_code, field="order.store_code")
         o = body.order
         at = utcnow()
         fields = OrderFields(
@@ -178,17 +185,19 @@ def _resolve(
 
     def act() -> tuple[int, dict[str, Any]]:
         program = get_program(s, tenant_id=p.tenant_id, code=body.program)
-        holder = s.scalar(
-            select(Account.holder)
+        found = s.execute(
+            select(Account.holder, Transfer.store_id)
             .join(Transfer, Transfer.debit_account_id == Account.id)
             .where(
                 Transfer.tenant_id == p.tenant_id, Transfer.operation_id == hold_id, Transfer.kind == PENDING
             )
             .limit(1)
-        )
-        if holder is None:
+        ).one_or_none()
+        # A hold of a member the caller may not see, or made at a store it may not act at: as if none.
+        scope = p.store_scope
+        if found is None or (scope is not None and found.store_id not in scope):
             raise NotFound(f"no hold {hold_id}", field="hold_id")
-        get_member_for(s, p, holder)  # 404 for a hold of a member the caller may not see
+        get_member_for(s, p, found.holder)
         result = service.resolve_hold(s, program=program, hold_id=hold_id, post=post, actor=p.label)
         return 200, _redemption_answer(result)
 
