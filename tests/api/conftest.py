@@ -38,6 +38,7 @@ from datong.core.context import Runtime
 from datong.core.crypto import Keyring
 from datong.core.db import Database
 from datong.ledger.models import Account, Transfer
+from datong.loyalty import redemptions
 from datong.loyalty import service as points_service
 from datong.loyalty.programs import get_program, load_program
 from datong.members import service as members_service
@@ -443,10 +444,10 @@ class World:
         store: str | None,
         hold: bool = False,
         at: datetime | None = None,
-    ) -> points_service.Redemption:
+    ) -> redemptions.Redemption:
         """Points spent (or held, with ``hold``) at ``store`` (a code; None: the mini-program)."""
         with self.db.unit_of_work() as s:
-            return points_service.redeem_points(
+            return redemptions.redeem_points(
                 s,
                 program=get_program(s, tenant_id=brand.tenant_id),
                 member_id=member_id,

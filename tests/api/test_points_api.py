@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from datong.core.clock import CHINA_TZ
-from datong.loyalty import service as points_service
+from datong.loyalty import redemptions, refunds
 from datong.loyalty.programs import get_program
 from datong.orders import service as orders_service
 from tests.api.conftest import (
@@ -673,14 +673,14 @@ def _october_2025(w: World, brand: Brand) -> dict[str, list[str]]:
     )
     with w.db.unit_of_work() as s:
         program = get_program(s, tenant_id=brand.tenant_id)
-        spent = points_service.redeem_points(
+        spent = redemptions.redeem_points(
             s,
             program=program,
             member_id=member_id,
             points=100,
             channel="pos",
             store_id=brand.stores["D1"],
-            order_ref=points_service.order_ref("pos", f"OCT-D1-{member_id}"),
+            order_ref=redemptions.order_ref("pos", f"OCT-D1-{member_id}"),
             actor="system:test",
             at=datetime(2025, 10, 6, 12, tzinfo=CHINA_TZ),
         )
@@ -703,7 +703,7 @@ def _october_2025(w: World, brand: Brand) -> dict[str, list[str]]:
         refund, _ = orders_service.record_refund(
             s, tenant_id=brand.tenant_id, order=order, refund_no="OCT-R1", amount_fen=10000, at=refunded_at
         )
-        back = points_service.refund_points(
+        back = refunds.refund_points(
             s, program=program, order=order, refund=refund, actor="system:test", at=refunded_at
         )
     assert (back.clawed_back, back.given_back) == (99, 50)

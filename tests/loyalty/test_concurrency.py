@@ -31,7 +31,7 @@ from datong.core.db import Database
 from datong.core.errors import Conflict
 from datong.ledger.models import PENDING, POST_PENDING, Account, Transfer
 from datong.ledger.service import LimitExceeded
-from datong.loyalty import service
+from datong.loyalty import redemptions, service
 from datong.loyalty.lots import spendable_points
 from datong.loyalty.programs import member_account_id
 from datong.orders.models import Order
@@ -121,9 +121,9 @@ def test_sixteen_spends_of_one_balance_exactly_one_succeeds(database: Database) 
     world = make_world(database, members=1)
     assert _earn(database, world, "P1", 10000, at=T0, store="D1") == 100
 
-    def redeem(_index: int) -> service.Redemption:
+    def redeem(_index: int) -> redemptions.Redemption:
         with database.unit_of_work() as s:
-            return service.redeem_points(
+            return redemptions.redeem_points(
                 s,
                 program=world.program(s),
                 member_id=world.members[0],
@@ -322,14 +322,14 @@ def test_a_second_request_while_the_first_is_still_running_answers_409_and_chang
 # --- many confirms of one hold ---------------------------------------------------------------------
 
 
-def _hold_on_two_lots(database: Database, world: PointsWorld) -> tuple[service.Redemption, datetime]:
+def _hold_on_two_lots(database: Database, world: PointsWorld) -> tuple[redemptions.Redemption, datetime]:
     """A hold of 150 points drawn on two lots: 100 issued by HQ (D1) and 50 of 200 issued by the agent
     (F1); so the hold is two pending transfers."""
     assert _earn(database, world, "P1", 10000, at=T0, store="D1") == 100
     assert _earn(database, world, "P2", 20000, at=T0 + timedelta(days=1), store="F1") == 200
     at = T0 + timedelta(days=1, hours=1)
     with database.unit_of_work() as s:
-        held = service.redeem_points(
+        held = redemptions.redeem_points(
             s,
             program=world.program(s),
             member_id=world.members[0],
@@ -347,7 +347,7 @@ def _hold_on_two_lots(database: Database, world: PointsWorld) -> tuple[service.R
 
 def _resolve(database: Database, world: PointsWorld, hold_id: str, *, post: bool, at: datetime) -> Any:
     with database.unit_of_work() as s:
-        return service.resolve_hold(
+        return redemptions.resolve_hold(
             s, program=world.program(s), hold_id=hold_id, post=post, actor=ACTOR, at=at
         )
 

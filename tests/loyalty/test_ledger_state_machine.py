@@ -43,7 +43,7 @@ from datong.core.errors import Conflict, ValidationFailed
 from datong.ledger.models import PENDING, POST_PENDING, POSTED, Account, Transfer
 from datong.ledger.queries import Totals, account_totals, verify_ledger
 from datong.ledger.service import LimitExceeded
-from datong.loyalty import service
+from datong.loyalty import redemptions, refunds, service
 from datong.loyalty.expiry import expire_points
 from datong.loyalty.lots import spendable_points
 from datong.loyalty.models import Program
@@ -315,8 +315,8 @@ class LedgerMachine(RuleBasedStateMachine):
         store_id = self.w.stores[store] if store else None
         channel = "pos" if store else "miniprogram"
 
-        def call(s: Session) -> service.Redemption:
-            return service.redeem_points(
+        def call(s: Session) -> redemptions.Redemption:
+            return redemptions.redeem_points(
                 s,
                 program=self.program(s),
                 member_id=self.w.members[m],
@@ -373,8 +373,8 @@ class LedgerMachine(RuleBasedStateMachine):
         hold = self.hold_book[hold_id]
         before = self.transfer_count()
 
-        def call(s: Session) -> service.Redemption:
-            return service.resolve_hold(
+        def call(s: Session) -> redemptions.Redemption:
+            return redemptions.resolve_hold(
                 s, program=self.program(s), hold_id=hold_id, post=True, actor=ACTOR, at=self.now
             )
 
@@ -404,8 +404,8 @@ class LedgerMachine(RuleBasedStateMachine):
         hold = self.hold_book[hold_id]
         before = self.transfer_count()
 
-        def call(s: Session) -> service.Redemption:
-            return service.resolve_hold(
+        def call(s: Session) -> redemptions.Redemption:
+            return redemptions.resolve_hold(
                 s, program=self.program(s), hold_id=hold_id, post=False, actor=ACTOR, at=self.now
             )
 
@@ -429,7 +429,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def sweep_holds(self) -> None:
         due = self.timed_out()
         with self.db.unit_of_work() as s:
-            voided = service.void_timed_out_holds(s, program=self.program(s), at=self.now)
+            voided = redemptions.void_timed_out_holds(s, program=self.program(s), at=self.now)
         assert voided == sum(len(hold.draws) for hold in due)
         event(f"sweeper voided holds: {bool(due)}")
         for hold in due:
@@ -497,7 +497,7 @@ class LedgerMachine(RuleBasedStateMachine):
             refund, created = record_refund(
                 s, tenant_id=self.w.tenant_id, order=row, refund_no=refund_no, amount_fen=amount, at=self.now
             )
-            result = service.refund_points(
+            result = refunds.refund_points(
                 s, program=self.program(s), order=row, refund=refund, actor=ACTOR, at=self.now
             )
         assert created

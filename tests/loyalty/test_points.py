@@ -12,7 +12,7 @@ from datong.core.db import Database
 from datong.core.errors import Conflict, ValidationFailed
 from datong.ledger.models import Transfer
 from datong.ledger.service import LimitExceeded
-from datong.loyalty import service
+from datong.loyalty import redemptions, refunds, service
 from datong.loyalty.clearing import settle
 from datong.loyalty.expiry import expire_points
 from datong.loyalty.lots import spendable_points
@@ -76,7 +76,7 @@ def test_redeem_takes_soonest_expiring_lots_first_and_never_below_zero(database:
     _earn(database, world, 0, "P1", 10000, at=T0)  # 100, expires T0 + 12 months
     _earn(database, world, 0, "P2", 20000, at=T0 + timedelta(days=30), store="F1")  # 200, a month later
     with database.unit_of_work() as s:
-        r = service.redeem_points(
+        r = redemptions.redeem_points(
             s,
             program=world.program(s),
             member_id=world.members[0],
@@ -89,7 +89,7 @@ def test_redeem_takes_soonest_expiring_lots_first_and_never_below_zero(database:
     assert (r.status, r.points, r.value_fen) == ("posted", 150, 150)
     assert r.issuers == {"hq": 100, world.party("F1"): 50}
     with database.unit_of_work() as s, pytest.raises(LimitExceeded):
-        service.redeem_points(
+        redemptions.redeem_points(
             s,
             program=world.program(s),
             member_id=world.members[0],
@@ -108,7 +108,7 @@ def test_hold_then_confirm_or_void_and_a_hold_times_out(database: Database) -> N
     _earn(database, world, 0, "P1", 50000)  # 500 + 50 bonus
     at = T0 + timedelta(hours=1)
     with database.unit_of_work() as s:
-        held = service.redeem_points(
+        held = redemptions.redeem_points(
             s,
             program=world.program(s),
             member_id=world.members[0],
@@ -123,23 +123,23 @@ def test_hold_then_confirm_or_void_and_a_hold_times_out(database: Database) -> N
     assert _balance(database, world, 0, at) == 250
     with database.unit_of_work() as s:
         assert (
-            service.resolve_hold(
+            redemptions.resolve_hold(
                 s, program=world.program(s), hold_id=held.id, post=True, actor=ACTOR, at=at
             ).status
             == "posted"
         )
     with database.unit_of_work() as s:  # confirming twice answers the same; voiding now is refused
         assert (
-            service.resolve_hold(
+            redemptions.resolve_hold(
                 s, program=world.program(s), hold_id=held.id, post=True, actor=ACTOR, at=at
             ).status
             == "posted"
         )
     with database.unit_of_work() as s, pytest.raises(Conflict):
-        service.resolve_hold(s, program=world.program(s), hold_id=held.id, post=False, actor=ACTOR, at=at)
+        redemptions.resolve_hold(s, program=world.program(s), hold_id=held.id, post=False, actor=ACTOR, at=at)
     assert _balance(database, world, 0, at) == 250
     with database.unit_of_work() as s:
-        second = service.redeem_points(
+        second = redemptions.redeem_points(
             s,
             program=world.program(s),
             member_id=world.members[0],
@@ -152,10 +152,12 @@ def test_hold_then_confirm_or_void_and_a_hold_times_out(database: Database) -> N
         )
     late = at + timedelta(seconds=601)
     with database.unit_of_work() as s, pytest.raises(Conflict):
-        service.resolve_hold(s, program=world.program(s), hold_id=second.id, post=True, actor=ACTOR, at=late)
+        redemptions.resolve_hold(
+            s, program=world.program(s), hold_id=second.id, post=True, actor=ACTOR, at=late
+        )
     assert _balance(database, world, 0, late) == 50
     with database.unit_of_work() as s:
-        assert service.void_timed_out_holds(s, program=world.program(s), at=late) == 1
+        assert redemptions.void_timed_out_holds(s, program=world.program(s), at=late) == 1
     assert _balance(database, world, 0, late) == 250
     assert_consistent(database, world)
 
@@ -164,14 +166,14 @@ def test_refunds_claw_back_earned_and_give_back_spent_in_proportion(database: Da
     world = make_world(database)
     _earn(database, world, 0, "P0", 30000)  # 300 to spend
     with database.unit_of_work() as s:
-        service.redeem_points(
+        redemptions.redeem_points(
             s,
             program=world.program(s),
             member_id=world.members[0],
             points=200,
             channel="pos",
             store_id=world.stores["D1"],
-            order_ref=service.order_ref("pos", "P1"),
+            order_ref=redemptions.order_ref("pos", "P1"),
             actor=ACTOR,
             at=T0,
         )
@@ -183,7 +185,7 @@ def test_refunds_claw_back_earned_and_give_back_spent_in_proportion(database: Da
         refund, _ = record_refund(
             s, tenant_id=world.tenant_id, order=order, refund_no="R1", amount_fen=25000, at=T0
         )
-        first = service.refund_points(
+        first = refunds.refund_points(
             s, program=world.program(s), order=order, refund=refund, actor=ACTOR, at=T0
         )
     assert (first.clawed_back, first.given_back, first.shortfall) == (262, 50, 0)  # a quarter of each
@@ -192,7 +194,7 @@ def test_refunds_claw_back_earned_and_give_back_spent_in_proportion(database: Da
         refund, _ = record_refund(
             s, tenant_id=world.tenant_id, order=order, refund_no="R2", amount_fen=75000, at=T0
         )
-        rest = service.refund_points(
+        rest = refunds.refund_points(
             s, program=world.program(s), order=order, refund=refund, actor=ACTOR, at=T0
         )
         assert order.status == "refunded"
@@ -205,7 +207,7 @@ def test_a_refund_never_takes_a_balance_below_zero(database: Database) -> None:
     world = make_world(database)
     _earn(database, world, 0, "P1", 40000)
     with database.unit_of_work() as s:
-        service.redeem_points(
+        redemptions.redeem_points(
             s,
             program=world.program(s),
             member_id=world.members[0],
@@ -219,7 +221,7 @@ def test_a_refund_never_takes_a_balance_below_zero(database: Database) -> None:
         refund, _ = record_refund(
             s, tenant_id=world.tenant_id, order=order, refund_no="R1", amount_fen=40000, at=T0
         )
-        result = service.refund_points(
+        result = refunds.refund_points(
             s, program=world.program(s), order=order, refund=refund, actor=ACTOR, at=T0
         )
     assert (result.clawed_back, result.shortfall) == (50, 350)
@@ -268,7 +270,7 @@ def test_expiry_sweeps_what_is_left_to_the_issuers_breakage(database: Database) 
     world = make_world(database)
     _earn(database, world, 0, "P1", 10000, at=T0, store="F1")  # expires end of 2027-03-10, China time
     with database.unit_of_work() as s:
-        service.redeem_points(
+        redemptions.redeem_points(
             s,
             program=world.program(s),
             member_id=world.members[0],
@@ -334,7 +336,7 @@ def test_clearing_says_who_owes_whom(database: Database) -> None:
     _earn(database, world, 1, "P2", 20000, store="F1", at=T0)  # the agent issues 200
     with database.unit_of_work() as s:
         program = world.program(s)
-        service.redeem_points(
+        redemptions.redeem_points(
             s,
             program=program,
             member_id=world.members[0],
@@ -344,7 +346,7 @@ def test_clearing_says_who_owes_whom(database: Database) -> None:
             actor=ACTOR,
             at=T0,
         )
-        service.redeem_points(
+        redemptions.redeem_points(
             s,
             program=program,
             member_id=world.members[1],

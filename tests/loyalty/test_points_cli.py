@@ -14,7 +14,7 @@ from datong.channels.records import OrderFields
 from datong.cli import app
 from datong.core.db import Database
 from datong.ledger.models import Transfer
-from datong.loyalty import service
+from datong.loyalty import redemptions
 from datong.loyalty.programs import get_program
 from datong.members.models import Member
 from datong.orders.service import IncomingOrder, upsert_orders
@@ -53,7 +53,7 @@ def test_program_migration_settlement_and_expiry_from_the_command_line(
         upsert_orders(
             s, tenant_id=tenant_id, incoming=[IncomingOrder("tmall", fields, member_id, "nick", "x", None)]
         )
-        service.redeem_points(
+        redemptions.redeem_points(
             s,
             program=get_program(s, tenant_id=tenant_id),
             member_id=member_id,

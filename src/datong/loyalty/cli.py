@@ -112,7 +112,7 @@ def expire_cmd(
 ) -> None:
     """Move what is left of lots past their expiry to breakage, and void holds past their time."""
     from datong.loyalty.expiry import expire_points
-    from datong.loyalty.service import void_timed_out_holds
+    from datong.loyalty.redemptions import void_timed_out_holds
 
     rt, tid = _context(tenant)
     moment = _moment(at, "at")

@@ -21,7 +21,7 @@ from datong.channels.records import OrderFields, OrderLineFields
 from datong.core.clock import utcnow
 from datong.core.errors import NotFound, ValidationFailed
 from datong.ledger.models import PENDING, Account, Transfer
-from datong.loyalty import clearing, queries, service
+from datong.loyalty import clearing, queries, redemptions, refunds, service
 from datong.loyalty.lots import spendable_points
 from datong.loyalty.programs import get_program, member_account, store_by_code
 from datong.loyalty.schemas import AdjustIn, EarnIn, HoldActionIn, RedeemIn, RefundIn
@@ -145,8 +145,8 @@ def redeem(
                     s, tenant_id=p.tenant_id, channel=body.channel, order_no=body.order_no
                 ).id
             except NotFound:
-                order_ref = service.order_ref(body.channel, body.order_no)
-        result = service.redeem_points(
+                order_ref = redemptions.order_ref(body.channel, body.order_no)
+        result = redemptions.redeem_points(
             s,
             program=program,
             member_id=member.id,
@@ -198,7 +198,7 @@ def _resolve(
         if found is None or (scope is not None and found.store_id not in scope):
             raise NotFound(f"no hold {hold_id}", field="hold_id")
         get_member_for(s, p, found.holder)
-        result = service.resolve_hold(s, program=program, hold_id=hold_id, post=post, actor=p.label)
+        result = redemptions.resolve_hold(s, program=program, hold_id=hold_id, post=post, actor=p.label)
         return 200, _redemption_answer(result)
 
     return _once(s, p, key, {"hold_id": hold_id, "post": post, **body.model_dump(mode="json")}, act)
@@ -230,7 +230,7 @@ def refund(
             lines=[(line.line_no, line.quantity) for line in body.lines],
             reason=body.reason,
         )
-        result = service.refund_points(s, program=program, order=order, refund=row, actor=p.label)
+        result = refunds.refund_points(s, program=program, order=order, refund=row, actor=p.label)
         return 200, {**asdict(result), "order_status": order.status}
 
     return _once(s, p, idempotency_key, body.model_dump(mode="json"), act)
@@ -277,7 +277,7 @@ def settlement(
     }
 
 
-def _redemption_answer(result: service.Redemption) -> dict[str, Any]:
+def _redemption_answer(result: redemptions.Redemption) -> dict[str, Any]:
     answer = asdict(result)
     answer["hold_expires_at"] = result.hold_expires_at.isoformat() if result.hold_expires_at else None
     return answer

@@ -1,0 +1,174 @@
+"""Refunds: the share of an order's earned points the refunds cover is taken back (never below zero),
+and the same share of the points spent on it is given back, each to the lot it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from datong.core.clock import utcnow
+from datong.ledger import service as ledger
+from datong.ledger.models import Transfer
+from datong.ledger.service import Refs
+from datong.loyalty import lots as lot_ops
+from datong.loyalty.lots import spendable_points
+from datong.loyalty.models import Program
+from datong.loyalty.programs import (
+    ISSUANCE,
+    member_account,
+    party_account,
+)
+from datong.loyalty.redemptions import order_ref
+from datong.loyalty.rules import proportional_target
+from datong.loyalty.service import EARN_CODES, SPENT
+from datong.orders.models import Order, OrderRefund
+from datong.orders.service import refunded_fen
+
+
+@dataclass(frozen=True)
+class RefundPoints:
+    refund_id: str
+    clawed_back: int
+    given_back: int
+    shortfall: int  # earned points the member had already spent: not taken below zero
+    transfer_ids: list[str]
+    balance: int = 0  # the member's spendable points afterwards
+
+
+def refund_points(
+    session: Session,
+    *,
+    program: Program,
+    order: Order,
+    refund: OrderRefund,
+    actor: str,
+    at: datetime | None = None,
+) -> RefundPoints:
+    """Take back the share of the order's earned points that the refunds so far cover, and give back the
+    same share of the points spent on it. Each lot spent on returns to that lot."""
+    at = at or utcnow()
+    if order.member_id is None:
+        return RefundPoints(refund.id, 0, 0, 0, [])  # an order of no one: no points either way
+    account_id = member_account(session, program, order.member_id, lock=True)
+    refunded = refunded_fen(session, order_id=order.id)
+    operation = lot_ops.operation_id()
+    refs = Refs(order_id=order.id, store_id=order.store_id, external_ref=refund.id)
+
+    def total(code_filter: tuple[str, ...], column: str) -> int:
+        side = Transfer.credit_account_id if column == "credit" else Transfer.debit_account_id
+        return int(
+            session.scalar(
+                select(func.coalesce(func.sum(Transfer.amount), 0)).where(
+                    Transfer.tenant_id == program.tenant_id,
+                    Transfer.order_id == order.id,
+                    Transfer.code.in_(code_filter),
+                    Transfer.kind.in_(SPENT),
+                    side == account_id,
+                )
+            )
+            or 0
+        )
+
+    earned, clawed = total(EARN_CODES, "credit"), total(("clawback",), "debit")
+    want = proportional_target(earned, refunded, order.total_fen) - clawed
+    transfers: list[Transfer] = []
+    shortfall = 0
+    if want > 0:
+        lots = lot_ops.spendable_lots(session, account_id=account_id, at=at, prefer_order_id=order.id)
+        take = min(want, sum(lot.remaining for lot in lots))
+        shortfall = want - take
+        if take:
+            transfers += lot_ops.debit_lots(
+                session,
+                program=program,
+                account_id=account_id,
+                plan=lot_ops.plan_draw(lots, take),
+                to_account=lambda lot: party_account(session, program, ISSUANCE, lot.issuer),
+                code="clawback",
+                operation_id=operation,
+                actor=actor,
+                refs=replace(refs, detail={"shortfall": shortfall}),
+                at=at,
+            )
+    transfers += _give_back(session, program, order, account_id, refunded, operation, actor, refs, at)
+    session.flush()
+    given = sum(t.amount for t in transfers if t.code == "give_back")
+    return RefundPoints(
+        refund.id,
+        sum(t.amount for t in transfers if t.code == "clawback"),
+        given,
+        shortfall,
+        [t.id for t in transfers],
+        spendable_points(session, account_id=account_id, at=at),
+    )
+
+
+def _give_back(
+    session: Session,
+    program: Program,
+    order: Order,
+    account_id: str,
+    refunded: int,
+    operation: str,
+    actor: str,
+    refs: Refs,
+    at: datetime,
+) -> list[Transfer]:
+    spent = list(
+        session.scalars(
+            select(Transfer)
+            .where(
+                Transfer.tenant_id == program.tenant_id,
+                (Transfer.order_id == order.id)
+                | (Transfer.external_ref == order_ref(order.channel, order.order_no)),
+                Transfer.code == "redeem",
+                Transfer.kind.in_(SPENT),
+                Transfer.debit_account_id == account_id,
+            )
+            .order_by(Transfer.created_at, Transfer.id)
+        )
+    )
+    returned: dict[str | None, int] = {}
+    for t in session.scalars(
+        select(Transfer).where(
+            Transfer.order_id == order.id,
+            Transfer.code == "give_back",
+            Transfer.credit_account_id == account_id,
+        )
+    ):
+        returned[t.lot_id] = returned.get(t.lot_id, 0) + t.amount
+    want = proportional_target(sum(t.amount for t in spent), refunded, order.total_fen) - sum(
+        returned.values()
+    )
+    out: list[Transfer] = []
+    for t in spent:
+        if want <= 0:
+            break
+        already = min(returned.get(t.lot_id, 0), t.amount)
+        returned[t.lot_id] = returned.get(t.lot_id, 0) - already
+        amount = min(want, t.amount - already)
+        if amount <= 0:
+            continue
+        out.append(
+            ledger.create_transfer(
+                session,
+                tenant_id=program.tenant_id,
+                ledger_id=program.ledger_id,
+                debit_account_id=t.credit_account_id,
+                credit_account_id=account_id,
+                amount=amount,
+                code="give_back",
+                operation_id=operation,
+                actor=actor,
+                refs=refs,
+                lot_id=t.lot_id,
+                at=at,
+            )
+        )
+        if t.lot_id:
+            lot_ops.restore_lot(session, t.lot_id, amount)
+        want -= amount
+    return out
