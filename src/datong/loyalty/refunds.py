@@ -10,11 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
+from datong.core.errors import Conflict
 from datong.ledger import service as ledger
 from datong.ledger.models import Transfer
 from datong.ledger.service import Refs
 from datong.loyalty import lots as lot_ops
 from datong.loyalty.lots import spendable_points
+from datong.loyalty.merges import current_lot
 from datong.loyalty.models import Program
 from datong.loyalty.programs import (
     ISSUANCE,
@@ -57,8 +59,9 @@ def refund_points(
     operation = lot_ops.operation_id()
     refs = Refs(order_id=order.id, store_id=order.store_id, external_ref=refund.id)
 
-    def total(code_filter: tuple[str, ...], column: str) -> int:
-        side = Transfer.credit_account_id if column == "credit" else Transfer.debit_account_id
+    # Summed over the program's ledger, not the member's account: a merge may have moved the order, and
+    # its earnings were credited to the member who held it then.
+    def total(code_filter: tuple[str, ...]) -> int:
         return int(
             session.scalar(
                 select(func.coalesce(func.sum(Transfer.amount), 0)).where(
@@ -66,13 +69,13 @@ def refund_points(
                     Transfer.order_id == order.id,
                     Transfer.code.in_(code_filter),
                     Transfer.kind.in_(SPENT),
-                    side == account_id,
+                    Transfer.ledger_id == program.ledger_id,
                 )
             )
             or 0
         )
 
-    earned, clawed = total(EARN_CODES, "credit"), total(("clawback",), "debit")
+    earned, clawed = total(EARN_CODES), total(("clawback",))
     want = proportional_target(earned, refunded, order.total_fen) - clawed
     transfers: list[Transfer] = []
     shortfall = 0
@@ -126,7 +129,7 @@ def _give_back(
                 | (Transfer.external_ref == order_ref(order.channel, order.order_no)),
                 Transfer.code == "redeem",
                 Transfer.kind.in_(SPENT),
-                Transfer.debit_account_id == account_id,
+                Transfer.ledger_id == program.ledger_id,
             )
             .order_by(Transfer.created_at, Transfer.id)
         )
@@ -136,10 +139,11 @@ def _give_back(
         select(Transfer).where(
             Transfer.order_id == order.id,
             Transfer.code == "give_back",
-            Transfer.credit_account_id == account_id,
+            Transfer.ledger_id == program.ledger_id,
         )
     ):
-        returned[t.lot_id] = returned.get(t.lot_id, 0) + t.amount
+        spent_from = t.detail.get("for_lot", t.lot_id)  # the lot the points were spent from
+        returned[spent_from] = returned.get(spent_from, 0) + t.amount
     want = proportional_target(sum(t.amount for t in spent), refunded, order.total_fen) - sum(
         returned.values()
     )
@@ -152,6 +156,12 @@ def _give_back(
         amount = min(want, t.amount - already)
         if amount <= 0:
             continue
+        # Back to the lot they came from, or to where a merge moved that lot's points.
+        lot = current_lot(session, t.lot_id, account_id) if t.lot_id else None
+        if lot is None:
+            raise Conflict(
+                f"the lot {t.lot_id} of this order's points is no longer this member's", field="order_no"
+            )
         out.append(
             ledger.create_transfer(
                 session,
@@ -163,12 +173,11 @@ def _give_back(
                 code="give_back",
                 operation_id=operation,
                 actor=actor,
-                refs=refs,
-                lot_id=t.lot_id,
+                refs=replace(refs, detail={"for_lot": t.lot_id}),
+                lot_id=lot.id,
                 at=at,
             )
         )
-        if t.lot_id:
-            lot_ops.restore_lot(session, t.lot_id, amount)
+        lot.remaining += amount
         want -= amount
     return out

@@ -162,6 +162,17 @@ def merge_members(
     )
     session.add(event)
     session.flush()
+    # The person's points follow them, in the same transaction. (Imported here: loyalty builds on members.)
+    from datong.loyalty.merges import move_points_on_merge
+
+    move_points_on_merge(
+        session,
+        tenant_id=tenant_id,
+        survivor_id=survivor.id,
+        absorbed_id=absorbed.id,
+        merge_id=event.id,
+        actor=actor,
+    )
     audit(
         session,
         tenant_id=tenant_id,
@@ -217,6 +228,11 @@ def unmerge(
     pair = sorted((survivor.id, absorbed.id))
     session.add(Separation(tenant_id=tenant_id, member_a=pair[0], member_b=pair[1], reason=reason[:300]))
     session.flush()
+    from datong.loyalty.merges import move_points_back_on_unmerge  # see merge_members
+
+    move_points_back_on_unmerge(
+        session, tenant_id=tenant_id, merge_id=event.id, absorbed_id=absorbed.id, actor=actor
+    )
     refresh_golden(session, tenant_id=tenant_id, keyring=keyring, member_ids=[survivor.id, absorbed.id])
     audit(
         session,
