@@ -16,7 +16,7 @@ from datong.ledger.models import POST_PENDING, POSTED, Transfer
 from datong.ledger.service import Refs
 from datong.loyalty import lots as lot_ops
 from datong.loyalty.lots import spendable_points
-from datong.loyalty.models import MemberTier, Program
+from datong.loyalty.models import Program
 from datong.loyalty.programs import (
     ADJUSTMENT,
     ISSUANCE,
@@ -27,7 +27,7 @@ from datong.loyalty.programs import (
     store_party,
 )
 from datong.loyalty.rules import HQ, Sale, SaleLine, compute_earning, proportional_target
-from datong.loyalty.tiers import upgrade_if_qualified
+from datong.loyalty.tiers import current_tier, upgrade_if_qualified
 from datong.members.service import get_active_member
 from datong.orders.models import Order, OrderLine
 from datong.orders.service import refunded_fen
@@ -79,12 +79,8 @@ def earn_for_order(
         )
     get_active_member(session, tenant_id=program.tenant_id, member_id=order.member_id)
     rules = program_rules(session, program)
-    tier = session.scalar(
-        select(MemberTier.tier_code).where(
-            MemberTier.program_id == program.id, MemberTier.member_id == order.member_id
-        )
-    )
-    multiplier = next((t.earn_multiplier_pct for t in rules.tiers if t.code == tier), None)
+    tier = current_tier(session, program=program, member_id=order.member_id)
+    multiplier = next((t.earn_multiplier_pct for t in rules.tiers if tier and t.code == tier.tier_code), None)
     if multiplier is None:  # no tier yet: the entry tier's benefits
         multiplier = rules.tiers[0].earn_multiplier_pct if rules.tiers else 100
     lines = [
@@ -129,7 +125,14 @@ def earn_for_order(
             )
     session.flush()
     upgrade_if_qualified(
-        session, program=program, member_id=order.member_id, at=at, tiers=rules.tiers, account_id=account_id
+        session,
+        program=program,
+        member_id=order.member_id,
+        at=at,
+        tiers=rules.tiers,
+        account_id=account_id,
+        row=tier,
+        row_known=True,
     )
     total = earning.purchase_points + earning.bonus_points
     balance = spendable_points(session, account_id=account_id, at=at)

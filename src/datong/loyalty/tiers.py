@@ -121,14 +121,18 @@ def upgrade_if_qualified(
     at: datetime | None = None,
     tiers: list[TierSpec] | None = None,
     account_id: str | None = None,
+    row: MemberTier | None = None,
+    row_known: bool = False,
 ) -> str | None:
     """Move the member up at once if the last 12 months reach a higher tier. Returns the new tier code.
-    (``tiers`` and ``account_id`` save the queries when the caller has them already.)"""
+    (``tiers``, ``account_id`` and the member's tier ``row`` with ``row_known`` save the queries when the
+    caller has them already.)"""
     at = at or utcnow()
     tiers = program_rules(session, program).tiers if tiers is None else tiers
     if not tiers:
         return None
-    row = current_tier(session, program=program, member_id=member_id)
+    if not row_known:
+        row = current_tier(session, program=program, member_id=member_id)
     rank = _rank(tiers, row.tier_code if row else None)
     if rank >= max(t.rank for t in tiers):
         return None  # already at the top: nothing to qualify for
