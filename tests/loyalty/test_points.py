@@ -395,3 +395,25 @@ def test_the_checks_find_a_running_total_or_a_lot_that_disagrees_with_the_transf
             100,
         )
         assert verify_lots(s, program=world.program(s)) == [lot_id]
+
+
+def test_tiers_on_a_spend_basis_count_money_less_refunds(database: Database) -> None:
+    from tests.loyalty.helpers import PROGRAM
+
+    spend_program = {**PROGRAM, "tier_basis": "spend"}
+    spend_program["tiers"] = [
+        {**t, "threshold": 0 if t["code"] == "silver" else 100000} for t in PROGRAM["tiers"]
+    ]
+    world = make_world(database, program=spend_program)
+    _earn(database, world, 0, "P1", 60000, at=T0)
+    _earn(database, world, 0, "P2", 30000, at=T0)  # 900 yuan in 12 months: still silver
+    with database.reading() as s:
+        assert current_tier(s, program=world.program(s), member_id=world.members[0]).tier_code == "silver"  # type: ignore[union-attr]
+    _earn(database, world, 0, "P3", 10000, at=T0)  # 1000 yuan: gold at once
+    with database.reading() as s:
+        assert current_tier(s, program=world.program(s), member_id=world.members[0]).tier_code == "gold"  # type: ignore[union-attr]
+    with database.unit_of_work() as s:  # 100 yuan comes back: at the review, 900 yuan is silver again
+        order = pos_order(s, world, world.members[0], "P3", 10000, at=T0)
+        record_refund(s, tenant_id=world.tenant_id, order=order, refund_no="R1", amount_fen=10000, at=T0)
+        result = review_tiers(s, program=world.program(s), at=T0 + timedelta(days=1))
+    assert (result.reviewed, result.downgraded) == (1, 1)

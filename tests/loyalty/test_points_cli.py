@@ -14,7 +14,7 @@ from datong.channels.records import OrderFields
 from datong.cli import app
 from datong.core.db import Database
 from datong.ledger.models import Transfer
-from datong.loyalty import redemptions
+from datong.loyalty import redemptions, service
 from datong.loyalty.programs import get_program
 from datong.members.models import Member
 from datong.orders.service import IncomingOrder, upsert_orders
@@ -65,6 +65,14 @@ def test_program_migration_settlement_and_expiry_from_the_command_line(
         )
     assert "1 orders earned 250 points" in _ok(["points", "earn-orders"])
     assert "0 orders earned 0 points" in _ok(["points", "earn-orders"])
+    # A later Tmall export shows the order closed (the buyer got the money back): its points go back.
+    with cli_env.unit_of_work() as s:
+        closed = OrderFields("T100", "closed", "交易关闭", 25000, 25000, created_at=at, completed_at=at)
+        upsert_orders(
+            s, tenant_id=tenant_id, incoming=[IncomingOrder("tmall", closed, member_id, "nick", "x", None)]
+        )
+    assert "1 closed or refunded orders gave back 250 points" in _ok(["points", "earn-orders"])
+    assert "0 closed or refunded orders gave back 0 points" in _ok(["points", "earn-orders"])
 
     settlement = tmp_path / "settle.csv"
     out = _ok(["points", "settle", "--period", "2026-10", "--csv", str(settlement)])
@@ -81,7 +89,13 @@ def test_program_migration_settlement_and_expiry_from_the_command_line(
     assert bad.exit_code != 0
     assert getattr(bad.exception, "field", None) == "period"
 
-    # Everything earned today expires in 12 months; sweep as of two years on.
+    # Two years on, only a goodwill adjustment made today is left to expire: the migrated points were
+    # spent, the Tmall order's taken back.
+    with cli_env.unit_of_work() as s:
+        service.adjust_points(
+            s, program=get_program(s, tenant_id=tenant_id), member_id=member_id, points=30, reason="致歉",
+            actor="system:test",
+        )  # fmt: skip
     out = _ok(["points", "expire", "--at", "2028-12-01T00:00:00+08:00"])
-    assert "250 points expired from 1 lots on 1 accounts; 0 holds voided" in out
+    assert "30 points expired from 1 lots on 1 accounts; 0 holds voided" in out
     assert "ledger consistent" in _ok(["points", "verify"])

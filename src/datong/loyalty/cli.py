@@ -89,7 +89,9 @@ def migrate_cmd(tenant: TenantOpt = None, program: ProgramOpt = None) -> None:
 
 @points_app.command("earn-orders")
 def earn_orders_cmd(tenant: TenantOpt = None, program: ProgramOpt = None) -> None:
-    """Earn for completed orders (imported Tmall and JD orders) that have not earned yet."""
+    """Earn for completed orders (imported Tmall and JD orders) that have not earned yet, and take back
+    the points of orders a later export shows closed or refunded."""
+    from datong.loyalty.refunds import refund_closed_orders
     from datong.loyalty.service import earn_completed_orders
 
     rt, tid = _context(tenant)
@@ -102,6 +104,14 @@ def earn_orders_cmd(tenant: TenantOpt = None, program: ProgramOpt = None) -> Non
             )
         orders, points = orders + count, points + earned
     console.print(f"{orders} orders earned {points} points")
+    after, orders, points = "", 0, 0
+    while after is not None:
+        with rt.db.unit_of_work() as s:
+            after, count, clawed = refund_closed_orders(
+                s, program=_program(s, tid, program), actor=ACTOR, after_id=after
+            )
+        orders, points = orders + count, points + clawed
+    console.print(f"{orders} closed or refunded orders gave back {points} points")
 
 
 @points_app.command("expire")

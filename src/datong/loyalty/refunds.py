@@ -27,7 +27,7 @@ from datong.loyalty.redemptions import order_ref
 from datong.loyalty.rules import proportional_target
 from datong.loyalty.service import EARN_CODES, SPENT
 from datong.orders.models import Order, OrderRefund
-from datong.orders.service import refunded_fen
+from datong.orders.service import record_refund, refunded_fen
 
 
 @dataclass(frozen=True)
@@ -181,3 +181,57 @@ def _give_back(
         lot.remaining += amount
         want -= amount
     return out
+
+
+def refund_closed_orders(
+    session: Session,
+    *,
+    program: Program,
+    actor: str,
+    after_id: str = "",
+    limit: int = 500,
+    at: datetime | None = None,
+) -> tuple[str | None, int, int]:
+    """Imported orders that earned and that a later export shows closed or refunded (Tmall's 交易关闭
+    after 交易成功: the buyer got the money back) are refunded in what is left of their total, which
+    takes their points back. In id order after ``after_id``, up to ``limit`` orders; returns (last order
+    id, orders refunded, points clawed back). Call again from the last id until it is None."""
+    earned = select(Transfer.id).where(
+        Transfer.tenant_id == program.tenant_id,
+        Transfer.order_id == Order.id,
+        Transfer.code.in_(EARN_CODES),
+        Transfer.ledger_id == program.ledger_id,
+    )
+    orders = list(
+        session.scalars(
+            select(Order)
+            .where(
+                Order.tenant_id == program.tenant_id,
+                Order.id > after_id,
+                Order.status.in_(("closed", "refunded")),
+                Order.member_id.is_not(None),
+                earned.exists(),
+            )
+            .order_by(Order.id)
+            .limit(limit)
+        )
+    )
+    count = clawed = 0
+    for order in orders:
+        left = order.total_fen - refunded_fen(session, order_id=order.id)
+        if left <= 0:
+            continue
+        refund, _created = record_refund(
+            session,
+            tenant_id=program.tenant_id,
+            order=order,
+            refund_no=f"import:{order.status}",
+            amount_fen=left,
+            reason=f"the channel's export says {order.status_raw}",
+            at=at,
+        )
+        clawed += refund_points(
+            session, program=program, order=order, refund=refund, actor=actor, at=at
+        ).clawed_back
+        count += 1
+    return (orders[-1].id if orders else None), count, clawed
