@@ -73,32 +73,6 @@ ORG: dict[str, Any] = {
         {"code": "F2", "name": "加盟二店", "kind": "franchise", "agent_code": "AG1", "city": "泉州"},
     ],
 }
-# The program of tests/loyalty/helpers.py: two tiers, a category multiplier and a spend bonus.
-PROGRAM: dict[str, Any] = {
-    "code": "main",
-    "name": "会员积分",
-    "points_per_yuan": 1,
-    "fen_per_point": 1,
-    "expiry": {"policy": "rolling_months", "months": 12},
-    "tier_basis": "points",
-    "hold_seconds": 600,
-    "tiers": [
-        {"code": "silver", "name": "银卡", "rank": 0, "threshold": 0, "birthday_bonus_points": 50},
-        {
-            "code": "gold",
-            "name": "金卡",
-            "rank": 1,
-            "threshold": 1000,
-            "earn_multiplier_pct": 150,
-            "birthday_bonus_points": 200,
-        },
-    ],
-    "earn_rules": [
-        {"code": "shoes-x2", "name": "鞋类双倍", "categories": ["shoes"], "multiplier_pct": 200},
-        {"code": "big-basket", "name": "满500送50", "min_spend_fen": 50000, "bonus_points": 50},
-    ],
-    "rewards": [{"code": "tote", "name": "帆布袋", "kind": "gift", "points_cost": 300}],
-}
 CATALOGUE = (  # (title, sku, category, unit price in fen)
     ("跑步鞋", "SH-001", "shoes", 59900),
     ("帆布鞋", "SH-002", "shoes", 29900),
@@ -236,6 +210,7 @@ def _seed_brand(rt: Any, url: str, members: int) -> str:
     from sqlalchemy import func, select
 
     from datong.core.migrate import upgrade
+    from datong.demo.program import DEMO_PROGRAM
     from datong.jobs.imports import ImportRequest, run_import
     from datong.loyalty.migration import migrate_balances
     from datong.loyalty.programs import get_program, load_program
@@ -248,7 +223,7 @@ def _seed_brand(rt: Any, url: str, members: int) -> str:
     with rt.db.unit_of_work() as s:
         tenant_id: str = create_tenant(s, code=TENANT, name="基准品牌").id
         load_org(s, tenant_id=tenant_id, actor=ACTOR, data=ORG)
-        load_program(s, tenant_id=tenant_id, data=PROGRAM, actor=ACTOR)
+        load_program(s, tenant_id=tenant_id, data=DEMO_PROGRAM, actor=ACTOR)
     fake = Faker("zh_CN")
     fake.seed_instance(20261123)
     rng = random.Random(20261123)

@@ -112,20 +112,7 @@ def _add_lines(
     for line in fields.lines:
         if (line.sku, line.title) in present:
             continue
-        session.add(
-            OrderLine(
-                tenant_id=tenant_id,
-                order_id=order.id,
-                line_no=next_no,
-                sku=line.sku,
-                title=line.title,
-                category=line.category,
-                size=line.size,
-                colour=line.colour,
-                quantity=line.quantity,
-                unit_price_fen=line.unit_price_fen,
-            )
-        )
+        session.add(_line(tenant_id, order.id, next_no, line))
         present.add((line.sku, line.title))
         next_no += 1
 
