@@ -176,21 +176,23 @@ def _demo_points(rt: Runtime, tenant_id: str, console: Console) -> str | None:
     from datong.tenancy.models import ApiKey
     from datong.tenancy.service import create_api_key
 
-    with rt.db.unit_of_work() as s:
+    with console.status("      points: migrating the POS cards' opening balances"), rt.db.unit_of_work() as s:
         program = load_program(s, tenant_id=tenant_id, data=DEMO_PROGRAM, actor="system:demo")
         migrated = migrate_balances(s, program=program, actor="system:demo")
     console.print(
         f"      points: {migrated.points:,} opening points migrated from {migrated.cards:,} POS cards"
     )
     after: str | None = ""
-    earned = 0
-    while after is not None:
-        with rt.db.unit_of_work() as s:
-            program = get_program(s, tenant_id=tenant_id)
-            after, _count, points = earn_completed_orders(
-                s, program=program, actor="system:demo", after_id=after
-            )
-        earned += points
+    orders = earned = 0
+    with console.status("      points: earning for completed Tmall and JD orders") as status:
+        while after is not None:
+            with rt.db.unit_of_work() as s:
+                program = get_program(s, tenant_id=tenant_id)
+                after, count, points = earn_completed_orders(
+                    s, program=program, actor="system:demo", after_id=after
+                )
+            orders, earned = orders + count, earned + points
+            status.update(f"      points: earning for completed Tmall and JD orders ({orders:,} so far)")
     console.print(f"      points: {earned:,} earned by completed Tmall and JD orders")
     with rt.db.unit_of_work() as s:
         if s.scalar(select(ApiKey.id).where(ApiKey.tenant_id == tenant_id, ApiKey.name == "demo POS")):
