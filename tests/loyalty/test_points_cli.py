@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -89,13 +89,15 @@ def test_program_migration_settlement_and_expiry_from_the_command_line(
     assert bad.exit_code != 0
     assert getattr(bad.exception, "field", None) == "period"
 
-    # Two years on, only a goodwill adjustment made today is left to expire: the migrated points were
-    # spent, the Tmall order's taken back.
+    # Only a goodwill adjustment made 13 months ago has expired: the migrated points were spent, the Tmall
+    # order's taken back. A sweep dated ahead is refused.
     with cli_env.unit_of_work() as s:
         service.adjust_points(
             s, program=get_program(s, tenant_id=tenant_id), member_id=member_id, points=30, reason="致歉",
-            actor="system:test",
+            actor="system:test", at=datetime.now(UTC) - timedelta(days=400),
         )  # fmt: skip
-    out = _ok(["points", "expire", "--at", "2028-12-01T00:00:00+08:00"])
+    ahead = runner.invoke(app, ["points", "expire", "--at", "2099-01-01T00:00:00+08:00"])
+    assert getattr(ahead.exception, "field", None) == "at"
+    out = _ok(["points", "expire"])
     assert "30 points expired from 1 lots on 1 accounts; 0 holds voided" in out
     assert "ledger consistent" in _ok(["points", "verify"])
