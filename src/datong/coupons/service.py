@@ -1,0 +1,342 @@
+"""Issue coupons within their budgets, validate them against a basket, redeem them exactly once (核销),
+and reverse a redemption when its order is refunded.
+
+Every limit is held by the database, not by a read followed by a write: the template's budget and the
+member's count move in ``UPDATE … WHERE count < limit``, and a redemption is the ``UPDATE`` that moves
+the coupon from ``issued`` to ``redeemed``; whoever's statement finds no row lost the race.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from datong.core.clock import utcnow
+from datong.core.db import is_sqlite
+from datong.core.errors import Conflict, NotFound, ValidationFailed
+from datong.core.ids import new_id
+from datong.coupons.codes import BadCode, new_code, normalize_code
+from datong.coupons.models import (
+    ISSUED,
+    REDEEMED,
+    VOID,
+    Coupon,
+    CouponHolding,
+    CouponRedemption,
+    CouponTemplate,
+)
+from datong.coupons.rules import KINDS, Basket, Decision, Reason, Template, evaluate, validity
+from datong.members.service import get_active_member
+from datong.tenancy.service import audit
+
+
+def template_rules(row: CouponTemplate) -> Template:
+    return Template(
+        kind=row.kind,
+        amount_fen=row.amount_fen,
+        threshold_fen=row.threshold_fen,
+        rate_pct=row.rate_pct,
+        cap_fen=row.cap_fen,
+        sku=row.sku,
+        price_fen=row.price_fen,
+        online=row.online,
+        offline=row.offline,
+        store_ids=frozenset(row.store_ids),
+        skus=frozenset(row.skus),
+        categories=frozenset(row.categories),
+        exclusive=row.exclusive,
+        with_points=row.with_points,
+        one_per_category=row.one_per_category,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        valid_days=row.valid_days,
+    )
+
+
+def check_template(row: CouponTemplate) -> None:
+    """The rules a template must keep, each naming its field."""
+    if row.kind not in KINDS:
+        raise ValidationFailed(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    for name in ("amount_fen", "threshold_fen", "price_fen"):
+        if getattr(row, name) < 0:
+            raise ValidationFailed("an amount of fen is not negative", field=name)
+    if row.kind in ("cash_off", "threshold") and row.amount_fen <= 0:
+        raise ValidationFailed("say how many fen the coupon takes off", field="amount_fen")
+    if row.kind == "threshold" and row.threshold_fen <= row.amount_fen:
+        raise ValidationFailed("the threshold is more than the amount taken off", field="threshold_fen")
+    if row.kind == "discount" and not 1 <= row.rate_pct <= 99:
+        raise ValidationFailed("rate_pct is what the member pays, 1 to 99 (80 = 8折)", field="rate_pct")
+    if row.kind in ("exchange", "pickup") and not row.sku:
+        raise ValidationFailed("an exchange or pickup coupon names its SKU", field="sku")
+    if row.valid_days is None and row.valid_until is None:
+        raise ValidationFailed("give valid_days, or valid_until", field="valid_until")
+    if row.valid_days is not None and row.valid_days <= 0:
+        raise ValidationFailed("valid_days is at least 1", field="valid_days")
+    if row.total_quantity is not None and row.total_quantity < 0:
+        raise ValidationFailed("a budget is not negative", field="total_quantity")
+
+
+def create_template(
+    session: Session, *, tenant_id: str, actor: str, code: str, **fields: Any
+) -> CouponTemplate:
+    """A new template; ``fields`` are the columns of :class:`CouponTemplate`. Audited."""
+    if not code or not code.strip():
+        raise ValidationFailed("a template has a code", field="code")
+    if session.scalar(
+        select(CouponTemplate.id).where(CouponTemplate.tenant_id == tenant_id, CouponTemplate.code == code)
+    ):
+        raise Conflict(f"a coupon template {code!r} exists", field="code")
+    settable = set(CouponTemplate.__table__.columns.keys()) - {
+        "id",
+        "tenant_id",
+        "code",
+        "issued_count",
+        "created_at",
+    }
+    unknown = sorted(set(fields) - settable)
+    if unknown:
+        raise ValidationFailed(f"unknown field {unknown[0]!r}", field=unknown[0])
+    row = CouponTemplate(id=new_id("cpt"), tenant_id=tenant_id, code=code, **fields)
+    for name, column in CouponTemplate.__table__.columns.items():  # defaults, for the checks below
+        if getattr(row, name) is None and column.default is not None and column.default.is_scalar:
+            setattr(row, name, column.default.arg)
+    check_template(row)
+    session.add(row)
+    session.flush()
+    audit(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="coupon.template_create",
+        object_type="coupon_template",
+        object_id=row.id,
+        detail={"code": code, "kind": row.kind},
+    )
+    return row
+
+
+def get_template(session: Session, *, tenant_id: str, code: str) -> CouponTemplate:
+    row = session.scalar(
+        select(CouponTemplate).where(CouponTemplate.tenant_id == tenant_id, CouponTemplate.code == code)
+    )
+    if row is None:
+        raise NotFound(f"no coupon template {code!r}", field="template")
+    return row
+
+
+def issue_coupon(
+    session: Session,
+    *,
+    tenant_id: str,
+    template_code: str,
+    member_id: str,
+    issue_key: str,
+    source: str,
+    at: datetime | None = None,
+) -> tuple[Coupon, bool]:
+    """Give a member a coupon. Returns (coupon, created): the same ``issue_key`` returns the first
+    coupon and spends nothing more. Refused when the budget or the member's limit is spent."""
+    at = at or utcnow()
+    if not issue_key or len(issue_key) > 128:
+        raise ValidationFailed(
+            "an issue key of 1 to 128 characters makes issuing idempotent", field="issue_key"
+        )
+    template = get_template(session, tenant_id=tenant_id, code=template_code)
+    earlier = session.scalar(
+        select(Coupon).where(
+            Coupon.tenant_id == tenant_id, Coupon.template_id == template.id, Coupon.issue_key == issue_key
+        )
+    )
+    if earlier is not None:
+        if earlier.member_id != member_id:
+            raise Conflict("this issue key was used for another member", field="issue_key")
+        return earlier, False
+    if not template.active:
+        raise Conflict(f"coupon template {template_code!r} is switched off", field="template")
+    get_active_member(session, tenant_id=tenant_id, member_id=member_id)
+    starts_at, ends_at = validity(template_rules(template), at)
+    if ends_at is not None and ends_at <= at:
+        raise Conflict(f"coupon template {template_code!r} is no longer valid", field="template")
+    _spend_budget(session, template)
+    _count_for_member(session, template, member_id)
+    coupon = Coupon(
+        id=new_id("cpn"),
+        tenant_id=tenant_id,
+        template_id=template.id,
+        member_id=member_id,
+        code=new_code(),
+        status=ISSUED,
+        issued_at=at,
+        valid_from=starts_at,
+        valid_until=ends_at,
+        source=source,
+        issue_key=issue_key,
+    )
+    session.add(coupon)
+    session.flush()
+    return coupon, True
+
+
+def _spend_budget(session: Session, template: CouponTemplate) -> None:
+    result = session.execute(
+        update(CouponTemplate)
+        .where(
+            CouponTemplate.id == template.id,
+            CouponTemplate.total_quantity.is_(None)
+            | (CouponTemplate.issued_count < CouponTemplate.total_quantity),
+        )
+        .values(issued_count=CouponTemplate.issued_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        raise Conflict(f"the budget of {template.code!r} is spent", field="template")
+
+
+def _count_for_member(session: Session, template: CouponTemplate, member_id: str) -> None:
+    if template.per_member_limit is None:
+        return
+    insert = sqlite_insert if is_sqlite(session) else pg_insert
+    session.execute(
+        insert(CouponHolding)
+        .values(
+            id=new_id("cph"),
+            tenant_id=template.tenant_id,
+            template_id=template.id,
+            member_id=member_id,
+            issued=0,
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "template_id", "member_id"])
+    )
+    result = session.execute(
+        update(CouponHolding)
+        .where(
+            CouponHolding.tenant_id == template.tenant_id,
+            CouponHolding.template_id == template.id,
+            CouponHolding.member_id == member_id,
+            CouponHolding.issued < template.per_member_limit,
+        )
+        .values(issued=CouponHolding.issued + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        raise Conflict(
+            f"this member already has {template.per_member_limit} of {template.code!r}", field="member_id"
+        )
+
+
+def find_coupon(session: Session, *, tenant_id: str, code: str) -> Coupon:
+    try:
+        normalized = normalize_code(code)
+    except BadCode as exc:
+        raise ValidationFailed(str(exc), field="code") from None
+    coupon = session.scalar(select(Coupon).where(Coupon.tenant_id == tenant_id, Coupon.code == normalized))
+    if coupon is None:
+        raise NotFound("no such coupon", field="code")
+    return coupon
+
+
+def validate_coupon(
+    session: Session, *, coupon: Coupon, basket: Basket, member_id: str | None = None
+) -> Decision:
+    """The discount the coupon gives on this basket, or every reason it does not apply. Changes nothing."""
+    template = session.get(CouponTemplate, coupon.template_id)
+    assert template is not None
+    decision = evaluate(
+        template_rules(template), basket, starts_at=coupon.valid_from, ends_at=coupon.valid_until
+    )
+    extra: list[Reason] = []
+    if coupon.status != ISSUED:
+        extra.append(Reason(coupon.status, f"this coupon is {coupon.status}"))
+    if member_id is not None and member_id != coupon.member_id:
+        extra.append(Reason("member", "this coupon belongs to another member"))
+    if extra:
+        return Decision(0, extra + decision.reasons)
+    return decision
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    redemption: CouponRedemption
+    decision: Decision
+
+
+def redeem_coupon(
+    session: Session,
+    *,
+    coupon: Coupon,
+    basket: Basket,
+    order_no: str,
+    actor: str,
+    member_id: str | None = None,
+) -> Redeemed:
+    """Redeem once: the discount, and the redemption that records it. A second redemption of the same
+    coupon, at the same moment or later, is a conflict and writes nothing."""
+    decision = validate_coupon(session, coupon=coupon, basket=basket, member_id=member_id)
+    if not decision.applies:
+        raise Conflict(
+            "the coupon does not apply: " + "; ".join(r.message for r in decision.reasons),
+            field="code",
+            reasons=[r.code for r in decision.reasons],
+        )
+    result = session.execute(
+        update(Coupon)
+        .where(Coupon.id == coupon.id, Coupon.status == ISSUED)
+        .values(status=REDEEMED, redeemed_at=basket.at)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        raise Conflict("this coupon was redeemed already", field="code", reasons=[REDEEMED])
+    redemption = CouponRedemption(
+        id=new_id("cpr"),
+        tenant_id=coupon.tenant_id,
+        coupon_id=coupon.id,
+        member_id=coupon.member_id,
+        channel=basket.channel,
+        order_no=order_no,
+        store_id=basket.store_id,
+        discount_fen=decision.discount_fen,
+        order_fen=sum(line.amount_fen for line in basket.lines),
+        at=basket.at,
+        actor=actor,
+    )
+    session.add(redemption)
+    session.flush()
+    return Redeemed(redemption, decision)
+
+
+def reverse_redemption(
+    session: Session, *, tenant_id: str, redemption_id: str, actor: str, at: datetime | None = None
+) -> Coupon:
+    """The order was refunded: the redemption is reversed, and the coupon comes back if the template
+    says so and it is still valid; otherwise it is void."""
+    at = at or utcnow()
+    redemption = session.get(CouponRedemption, redemption_id)
+    if redemption is None or redemption.tenant_id != tenant_id:
+        raise NotFound(f"no redemption {redemption_id}", field="redemption_id")
+    result = session.execute(
+        update(CouponRedemption)
+        .where(CouponRedemption.id == redemption.id, CouponRedemption.reversed_at.is_(None))
+        .values(reversed_at=at, reversed_by=actor)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        raise Conflict("this redemption was reversed already", field="redemption_id")
+    coupon = session.get(Coupon, redemption.coupon_id)
+    template = session.get(CouponTemplate, coupon.template_id) if coupon else None
+    assert coupon is not None and template is not None
+    still_valid = coupon.valid_until is None or at < coupon.valid_until
+    coupon.status = ISSUED if template.restore_on_refund and still_valid else VOID
+    coupon.redeemed_at = None if coupon.status == ISSUED else coupon.redeemed_at
+    session.flush()
+    return coupon
+
+
+def _rowcount(result: object) -> int:
+    assert isinstance(result, CursorResult)
+    return result.rowcount
