@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from datong.coupons.codes import ALPHABET, BODY_LENGTH, BadCode, display_code, new_code, normalize_code
+from datong.coupons.codes import (
+    ALPHABET,
+    BODY_LENGTH,
+    DYNAMIC_STEP_SECONDS,
+    BadCode,
+    display_code,
+    dynamic_payload,
+    new_code,
+    normalize_code,
+    read_dynamic,
+)
 
 
 def _valid(code: str) -> bool:
@@ -66,3 +78,24 @@ def test_any_swap_of_neighbours_is_caught_but_zero_with_z(code: str, position: i
 def test_what_is_not_a_code_says_why(typed: str, reason: str) -> None:
     with pytest.raises(BadCode, match=reason):
         normalize_code(typed)
+
+
+def test_a_dynamic_code_works_for_a_minute_and_only_with_the_brands_key() -> None:
+    import hashlib
+    import hmac
+
+    def sign_with(key: bytes) -> Callable[[str], str]:
+        return lambda text: hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+    code, brand = new_code(), sign_with(b"brand key")
+    shown_at = 1_800_000_000.0
+    payload = dynamic_payload(code, at_epoch=shown_at, sign=brand)
+    assert read_dynamic(payload, at_epoch=shown_at + 30, sign=brand) == code
+    assert read_dynamic(payload, at_epoch=shown_at + DYNAMIC_STEP_SECONDS, sign=brand) == code  # clock skew
+    with pytest.raises(BadCode, match="expired"):
+        read_dynamic(payload, at_epoch=shown_at + 2 * DYNAMIC_STEP_SECONDS, sign=brand)
+    with pytest.raises(BadCode, match="not a coupon's dynamic code"):
+        read_dynamic(payload, at_epoch=shown_at, sign=sign_with(b"another brand"))
+    forged = payload.replace(f".{int(shown_at // DYNAMIC_STEP_SECONDS)}.", f".{int(shown_at // 60) + 5}.")
+    with pytest.raises(BadCode, match="not a coupon's dynamic code"):
+        read_dynamic(forged, at_epoch=shown_at + 300, sign=brand)

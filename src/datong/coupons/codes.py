@@ -9,7 +9,9 @@ every mistyped character, and every swap of two neighbours but 0 with Z, before 
 
 from __future__ import annotations
 
+import hmac
 import secrets
+from collections.abc import Callable
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 BODY_LENGTH = 12
@@ -53,3 +55,31 @@ def normalize_code(text: str) -> str:
 def display_code(code: str) -> str:
     """In groups of four, as printed and read out: ``7KQ2-M9XD-4HTP-R``."""
     return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
+# --- the member page's short-lived code ----------------------------------------------------------------
+# A screenshot of a coupon's code must not work for long: the member page shows a QR code of
+# ``<code>.<window>.<mac>``, where the window is the minute it was made and the MAC binds both to the
+# brand's key. The POS may scan it for DYNAMIC_STEP_SECONDS, plus one step of clock difference.
+DYNAMIC_STEP_SECONDS = 60
+
+
+def dynamic_payload(code: str, *, at_epoch: float, sign: Callable[[str], str]) -> str:
+    """What the member page encodes in its QR code now. ``sign`` is the brand's keyed MAC (hex)."""
+    window = int(at_epoch // DYNAMIC_STEP_SECONDS)
+    return f"{code}.{window}.{sign(f'{code}.{window}')[:16]}"
+
+
+def read_dynamic(payload: str, *, at_epoch: float, sign: Callable[[str], str]) -> str:
+    """The coupon code in a scanned dynamic payload, if it is genuine and fresh; raises :class:`BadCode`."""
+    parts = payload.strip().split(".")
+    if len(parts) != 3 or not parts[1].isdigit():
+        raise BadCode("not a coupon's dynamic code")
+    code, window_text, mac = parts
+    expected = sign(f"{code}.{window_text}")[:16]
+    if not hmac.compare_digest(mac, expected):
+        raise BadCode("not a coupon's dynamic code")
+    now = int(at_epoch // DYNAMIC_STEP_SECONDS)
+    if not now - 1 <= int(window_text) <= now:
+        raise BadCode("this dynamic code has expired: refresh the member page")
+    return normalize_code(code)
