@@ -192,7 +192,6 @@ def _spend_budget(session: Session, template: CouponTemplate) -> None:
             | (CouponTemplate.issued_count < CouponTemplate.total_quantity),
         )
         .values(issued_count=CouponTemplate.issued_count + 1)
-        .execution_options(synchronize_session=False)
     )
     if _rowcount(result) != 1:
         raise Conflict(f"the budget of {template.code!r} is spent", field="template")
@@ -222,7 +221,6 @@ def _count_for_member(session: Session, template: CouponTemplate, member_id: str
             CouponHolding.issued < template.per_member_limit,
         )
         .values(issued=CouponHolding.issued + 1)
-        .execution_options(synchronize_session=False)
     )
     if _rowcount(result) != 1:
         raise Conflict(
@@ -288,7 +286,6 @@ def redeem_coupon(
         update(Coupon)
         .where(Coupon.id == coupon.id, Coupon.status == ISSUED)
         .values(status=REDEEMED, redeemed_at=basket.at)
-        .execution_options(synchronize_session=False)
     )
     if _rowcount(result) != 1:
         raise Conflict("this coupon was redeemed already", field="code", reasons=[REDEEMED])
@@ -323,7 +320,6 @@ def reverse_redemption(
         update(CouponRedemption)
         .where(CouponRedemption.id == redemption.id, CouponRedemption.reversed_at.is_(None))
         .values(reversed_at=at, reversed_by=actor)
-        .execution_options(synchronize_session=False)
     )
     if _rowcount(result) != 1:
         raise Conflict("this redemption was reversed already", field="redemption_id")
