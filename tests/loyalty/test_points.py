@@ -417,3 +417,46 @@ def test_tiers_on_a_spend_basis_count_money_less_refunds(database: Database) -> 
         record_refund(s, tenant_id=world.tenant_id, order=order, refund_no="R1", amount_fen=10000, at=T0)
         result = review_tiers(s, program=world.program(s), at=T0 + timedelta(days=1))
     assert (result.reviewed, result.downgraded) == (1, 1)
+
+
+def test_points_buy_a_coupon_in_one_step_and_both_or_neither_happen(database: Database) -> None:
+    from datong.coupons.models import Coupon
+    from datong.coupons.service import create_template
+    from datong.loyalty.programs import load_program
+    from tests.loyalty.helpers import PROGRAM
+
+    world = make_world(database, program={**PROGRAM, "rewards": []})
+    with database.unit_of_work() as s:
+        create_template(
+            s, tenant_id=world.tenant_id, actor=ACTOR, code="C10", name="10元券", kind="cash_off",
+            amount_fen=1000, valid_days=30, total_quantity=1,
+        )  # fmt: skip
+        reward = {
+            "code": "c10",
+            "name": "10元券",
+            "kind": "coupon",
+            "points_cost": 200,
+            "coupon_template": "C10",
+        }
+        load_program(s, tenant_id=world.tenant_id, data={**PROGRAM, "rewards": [reward]}, actor=ACTOR)
+    _earn(database, world, 0, "P1", 50000)  # 550
+    with database.unit_of_work() as s:
+        bought = redemptions.redeem_points(
+            s, program=world.program(s), member_id=world.members[0], points=None, reward_code="c10",
+            channel="miniprogram", store_id=None, actor=ACTOR, at=T0,
+        )  # fmt: skip
+    assert (bought.points, bought.balance, bought.coupon_code is not None) == (200, 350, True)
+    with pytest.raises(Conflict) as err, database.unit_of_work() as s:  # the budget of one is spent
+        redemptions.redeem_points(
+            s, program=world.program(s), member_id=world.members[0], points=None, reward_code="c10",
+            channel="miniprogram", store_id=None, actor=ACTOR, at=T0,
+        )  # fmt: skip
+    assert err.value.field == "template"
+    assert _balance(database, world, 0) == 350  # the points of the refused exchange were not taken
+    with database.reading() as s:
+        assert s.scalar(select(Coupon.code).where(Coupon.member_id == world.members[0])) == bought.coupon_code
+    bad = {**PROGRAM, "rewards": [{**reward, "coupon_template": "NOPE"}]}
+    with pytest.raises(ValidationFailed) as invalid, database.unit_of_work() as s:
+        load_program(s, tenant_id=world.tenant_id, data=bad, actor=ACTOR)
+    assert invalid.value.field == "rewards.0.coupon_template"
+    assert_consistent(database, world)

@@ -114,6 +114,7 @@ class Reward(Base, TenantScoped, Timestamped):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
     points_cost: Mapped[int] = mapped_column()
+    coupon_template: Mapped[str | None] = mapped_column(String(40))  # the coupon a "coupon" reward gives
     active: Mapped[bool] = mapped_column(default=True)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
 from datong.core.errors import NotFound, ValidationFailed
+from datong.coupons.models import CouponTemplate
 from datong.ledger import service as ledger
 from datong.ledger.models import Account
 from datong.loyalty.models import EarnRule, Program, Reward, Tier
@@ -71,7 +72,15 @@ def load_program(session: Session, *, tenant_id: str, data: Any, actor: str) -> 
             tier.earn_multiplier_pct,
             tier.birthday_bonus_points,
         )
-    for reward in spec.rewards:
+    for index, reward in enumerate(spec.rewards):
+        if reward.coupon_template is not None and not session.scalar(
+            select(CouponTemplate.id).where(
+                CouponTemplate.tenant_id == tenant_id, CouponTemplate.code == reward.coupon_template
+            )
+        ):
+            raise ValidationFailed(
+                f"no coupon template {reward.coupon_template!r}", field=f"rewards.{index}.coupon_template"
+            )
         row = _row(session, Reward, tenant_id, program.id, reward.code)
         row.name, row.kind, row.points_cost, row.active = (
             reward.name,
@@ -79,6 +88,7 @@ def load_program(session: Session, *, tenant_id: str, data: Any, actor: str) -> 
             reward.points_cost,
             reward.active,
         )
+        row.coupon_template = reward.coupon_template
     listed_rules, listed_rewards = {r.code for r in spec.earn_rules}, {r.code for r in spec.rewards}
     for rule_row in session.scalars(select(EarnRule).where(EarnRule.program_id == program.id)):
         rule_row.active = rule_row.active and rule_row.code in listed_rules

@@ -3,7 +3,7 @@ Each spend draws on lots soonest-expiring first, one transfer per lot, under the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
 from datong.core.errors import Conflict, NotFound, ValidationFailed
+from datong.coupons.service import issue_coupon
 from datong.ledger import service as ledger
 from datong.ledger.models import PENDING, POST_PENDING, VOID_PENDING, Transfer
 from datong.ledger.queries import open_pending
@@ -43,6 +44,7 @@ class Redemption:
     transfer_ids: list[str]
     issuers: dict[str, int]  # owner party → points of theirs spent
     balance: int  # the member's spendable points afterwards
+    coupon_code: str | None = None  # the coupon a coupon reward gave
 
 
 def redeem_points(
@@ -78,6 +80,8 @@ def redeem_points(
         if reward is None:
             raise ValidationFailed(f"no reward {reward_code!r} in this program", field="reward_code")
         points = reward.points_cost
+        if reward.kind == "coupon" and hold:
+            raise ValidationFailed("a coupon reward is taken in one step, not held", field="hold")
     if points is None or points <= 0:
         raise ValidationFailed("spend a positive number of points", field="points")
     account_id = member_account(session, program, member_id, lock=True)
@@ -113,9 +117,22 @@ def redeem_points(
         pending=hold,
     )
     session.flush()
-    return _redemption(
+    answer = _redemption(
         session, program, transfers, "held" if hold else "posted", at, issuers, available - points
     )
+    if reward is not None and reward.coupon_template:
+        # The points pay for the coupon in the same transaction: both happen, or neither.
+        coupon, _created = issue_coupon(
+            session,
+            tenant_id=program.tenant_id,
+            template_code=reward.coupon_template,
+            member_id=member_id,
+            issue_key=f"points:{operation}",
+            source="points",
+            at=at,
+        )
+        answer = replace(answer, coupon_code=coupon.code)
+    return answer
 
 
 def _redemption(

@@ -52,7 +52,14 @@ class RewardIn(_Strict):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["gift", "coupon"]
     points_cost: int = Field(gt=0)
+    coupon_template: str | None = Field(default=None, max_length=40)
     active: bool = True
+
+    @model_validator(mode="after")
+    def _coupon_names_its_template(self) -> RewardIn:
+        if (self.kind == "coupon") != (self.coupon_template is not None):
+            raise ValueError("a coupon reward names its coupon_template; a gift names none")
+        return self
 
 
 class ProgramIn(_Strict):

@@ -280,6 +280,8 @@ def settlement(
 def _redemption_answer(result: redemptions.Redemption) -> dict[str, Any]:
     answer = asdict(result)
     answer["hold_expires_at"] = result.hold_expires_at.isoformat() if result.hold_expires_at else None
+    if result.coupon_code is None:
+        del answer["coupon_code"]  # a reward that is not a coupon, or points paid towards a sale
     return answer
 
 
