@@ -37,6 +37,9 @@ from datong.core.config import Settings
 from datong.core.context import Runtime
 from datong.core.crypto import Keyring
 from datong.core.db import Database
+from datong.coupons import service as coupons_service
+from datong.coupons.models import Coupon, CouponRedemption
+from datong.coupons.rules import Basket, Line
 from datong.ledger.models import Account, Transfer
 from datong.loyalty import redemptions
 from datong.loyalty import service as points_service
@@ -173,6 +176,20 @@ AWAY = {"a1_at_B1": "A1", "direct_at_B1": "D1"}
 # A month in the past with known redemptions, for clearing: see ``_build_settlement``.
 SETTLEMENT_PERIOD = "2025-11"
 
+# The coupon template every brand starts with: 10 yuan off anything, valid for a year from issue, no
+# budget and no limit per member. Every member of ``MEMBERS`` and every ``AWAY`` member holds two of
+# them, both issued at ``Brand.coupons_at``: one unused (``Brand.coupons``), and one redeemed on an
+# order of ``WORLD_COUPON_ORDER_FEN`` where the member shops (its home store, the mini-program for
+# "online", B1 for the AWAY members), not reversed (``Brand.coupon_redemptions``).
+COUPON_TEMPLATE: dict[str, Any] = {
+    "code": "welcome",
+    "name": "新会员立减10元",
+    "kind": "cash_off",
+    "amount_fen": 1000,
+    "valid_days": 365,
+}
+WORLD_COUPON_ORDER_FEN = 5000
+
 
 def instant(written: str | None) -> datetime:
     """A time the API wrote (ISO 8601 with an offset), to compare as a moment, whatever the offset."""
@@ -225,6 +242,9 @@ class Brand:
     holds: dict[str, str] = field(default_factory=dict)  # label or AWAY target → its open hold
     # SETTLEMENT_PERIOD: the store code where points were redeemed → that redemption's transfer ids
     settlement_redemptions: dict[str, list[str]] = field(default_factory=dict)
+    coupons_at: datetime | None = None  # when the members' coupons were issued (and one redeemed)
+    coupons: dict[str, str] = field(default_factory=dict)  # label or AWAY target → its unused coupon's code
+    coupon_redemptions: dict[str, str] = field(default_factory=dict)  # label or AWAY target → redemption
 
     @property
     def agent_a(self) -> str:
@@ -284,7 +304,8 @@ class World:
 
     def counts(self) -> dict[str, Any]:
         """Rows in every table a request could write, plus the newest member change, the orders' and the
-        points' state (points left in lots, the member accounts' running totals) and the uploads."""
+        points' state (points left in lots, the member accounts' running totals), the coupons' (by status,
+        reversed redemptions, budgets and members' counts spent, the newest redemption) and the uploads."""
         tables = (
             "tenant",
             "app_user",
@@ -308,6 +329,10 @@ class World:
             "loyalty_points_lot",
             "loyalty_member_tier",
             "loyalty_tier_change",
+            "coupon_template",
+            "coupon",
+            "coupon_holding",
+            "coupon_redemption",
         )
         parts = [f"(SELECT count(*) FROM {t}) AS {t}" for t in tables]
         parts += [
@@ -318,6 +343,18 @@ class World:
             f"(SELECT count(*) FROM sales_order WHERE status = '{status}') AS sales_order_{status}"
             for status in ("paid", "completed", "refunded")
         ]
+        parts += [
+            f"(SELECT count(*) FROM coupon WHERE status = '{status}') AS coupon_{status}"
+            for status in ("issued", "redeemed", "void")
+        ]
+        parts.append(
+            "(SELECT count(*) FROM coupon_redemption WHERE reversed_at IS NOT NULL) AS coupons_reversed"
+        )
+        parts.append(
+            "(SELECT CAST(coalesce(sum(issued_count), 0) AS BIGINT) FROM coupon_template) AS coupons_issued"
+        )
+        parts.append("(SELECT CAST(coalesce(sum(issued), 0) AS BIGINT) FROM coupon_holding) AS coupons_held")
+        parts.append("(SELECT max(redeemed_at) FROM coupon) AS coupon_redeemed")
         parts.append("(SELECT max(updated_at) FROM member) AS member_updated")
         parts.append("(SELECT count(*) FROM merge_event WHERE undone_at IS NOT NULL) AS merges_undone")
         parts.append(
@@ -494,6 +531,67 @@ class World:
                 )
             )
 
+    # --- coupons, written through the services (what HQ and the POS did before a test) --------------
+
+    def issue_coupon(self, brand: Brand, member_id: str, *, template: str = "welcome") -> Coupon:
+        """A new coupon of ``template`` for the member, issued now."""
+        with self.db.unit_of_work() as s:
+            coupon, created = coupons_service.issue_coupon(
+                s,
+                tenant_id=brand.tenant_id,
+                template_code=template,
+                member_id=member_id,
+                issue_key=f"test-{self.fresh_card()}",
+                source="api",
+            )
+            assert created
+            return coupon
+
+    def redeem_coupon(
+        self, brand: Brand, code: str, *, store: str | None, order_fen: int = WORLD_COUPON_ORDER_FEN
+    ) -> CouponRedemption:
+        """The coupon redeemed now at ``store`` (a code; None: the mini-program) on one line of
+        ``order_fen``."""
+        with self.db.unit_of_work() as s:
+            done = coupons_service.redeem_coupon(
+                s,
+                coupon=coupons_service.find_coupon(s, tenant_id=brand.tenant_id, code=code),
+                basket=Basket(
+                    channel="pos" if store else "miniprogram",
+                    store_id=brand.stores[store] if store else None,
+                    at=utcnow(),
+                    lines=[Line("SKU-W", "tops", 1, order_fen)],
+                ),
+                order_no=f"CR-{self.fresh_card()}",
+                actor="system:test",
+            )
+            return done.redemption
+
+    def coupon_by_code(self, brand: Brand, code: str) -> Coupon:
+        with self.db.reading() as s:
+            found = s.scalar(select(Coupon).where(Coupon.tenant_id == brand.tenant_id, Coupon.code == code))
+            assert found is not None, code
+            return found
+
+    def coupons_of(self, member_id: str) -> list[Coupon]:
+        """The member's coupons, oldest first."""
+        with self.db.reading() as s:
+            return list(
+                s.scalars(
+                    select(Coupon).where(Coupon.member_id == member_id).order_by(Coupon.issued_at, Coupon.id)
+                )
+            )
+
+    def coupon_redemptions(self, coupon_id: str) -> list[CouponRedemption]:
+        with self.db.reading() as s:
+            return list(
+                s.scalars(
+                    select(CouponRedemption)
+                    .where(CouponRedemption.coupon_id == coupon_id)
+                    .order_by(CouponRedemption.at, CouponRedemption.id)
+                )
+            )
+
     def wait_for_imports(self, timeout: float = 30.0) -> None:
         """Import jobs run in a thread after the upload answers: wait until none is running.
         (Batches written by ``tests.members.helpers.ingest`` are never finished: they are not waited for.)"""
@@ -549,7 +647,14 @@ def _build_brand(world: World, code: str) -> Brand:
                 s,
                 tenant_id=tenant.id,
                 name=name,
-                scopes=[rules.MEMBERS_READ, rules.MEMBERS_WRITE, rules.POINTS_READ, rules.POINTS_WRITE],
+                scopes=[
+                    rules.MEMBERS_READ,
+                    rules.MEMBERS_WRITE,
+                    rules.POINTS_READ,
+                    rules.POINTS_WRITE,
+                    rules.COUPONS_READ,
+                    rules.COUPONS_WRITE,
+                ],
                 store_id=store,
             )
             brand.keys[name], brand.key_ids[name] = secret, key.id
@@ -588,6 +693,7 @@ def _build_brand(world: World, code: str) -> Brand:
     brand.merge_id = world.fresh_merge(brand)
     _build_points(world, brand)
     _build_settlement(world, brand)
+    _build_coupons(world, brand)
     return brand
 
 
@@ -616,6 +722,41 @@ def _build_settlement(world: World, brand: Brand) -> None:
         at = datetime(2025, 11, day, 12, tzinfo=CHINA_TZ)
         redemption = world.redeem(brand, member_id, points, store=store, at=at)
         brand.settlement_redemptions[store] = redemption.transfer_ids
+
+
+def _build_coupons(world: World, brand: Brand) -> None:
+    """The coupon template, and every member's two coupons (see ``COUPON_TEMPLATE``)."""
+    with world.db.unit_of_work() as s:
+        coupons_service.create_template(s, tenant_id=brand.tenant_id, actor="system:test", **COUPON_TEMPLATE)
+    at = brand.coupons_at = utcnow()
+    shoppers = {label: (brand.members[label], store) for label, (store, _, _, _) in MEMBERS.items()}
+    shoppers.update({target: (member_id, "B1") for target, member_id in brand.away.items()})
+    for target, (member_id, store) in shoppers.items():
+        with world.db.unit_of_work() as s:
+            unused, used = (
+                coupons_service.issue_coupon(
+                    s,
+                    tenant_id=brand.tenant_id,
+                    template_code=COUPON_TEMPLATE["code"],
+                    member_id=member_id,
+                    issue_key=f"world-{target}-{n}",
+                    source="api",
+                    at=at,
+                )[0]
+                for n in (1, 2)
+            )
+            brand.coupons[target] = unused.code
+            basket = Basket(
+                channel="pos" if store else "miniprogram",
+                store_id=brand.stores[store] if store else None,
+                at=at,
+                lines=[Line("SKU-W", "tops", 1, WORLD_COUPON_ORDER_FEN)],
+            )
+            done = coupons_service.redeem_coupon(
+                s, coupon=used, basket=basket, order_no=f"CW-{brand.code}-{target}", actor="system:test"
+            )
+            assert done.decision.discount_fen == COUPON_TEMPLATE["amount_fen"]
+            brand.coupon_redemptions[target] = done.redemption.id
 
 
 def _log_in(world: World, brand: Brand) -> None:
@@ -647,11 +788,12 @@ def world(api_database: Database, tmp_path_factory: pytest.TempPathFactory) -> I
     """Two brands (``b1`` is the one under test; ``b2`` is the neighbour), each with 2 regions, agents
     A and B, stores D1 (direct), A1 and A2 (agent A's franchises), B1 (agent B's), C1 (a counter), guides
     G1 and G2 in A1, a user per role (agent manager of A, store manager of A1, guide G1), a brand-wide POS
-    key and a key bound to D1 (both members:read + members:write + points:read + points:write), the
-    members in ``MEMBERS``, an import batch with a failed row, a merge in force, the points program
-    ``POINTS_PROGRAM`` with every member's starting points and open hold (``WORLD_ORDER_FEN``, ``AWAY``), and
-    redemptions in ``SETTLEMENT_PERIOD``. Every brand-1 user and brand 2's admin are logged in through
-    the API."""
+    key and a key bound to D1 (both members:read + members:write + points:read + points:write +
+    coupons:read + coupons:write), the members in ``MEMBERS``, an import batch with a failed row, a merge
+    in force, the points program ``POINTS_PROGRAM`` with every member's starting points and open hold
+    (``WORLD_ORDER_FEN``, ``AWAY``), redemptions in ``SETTLEMENT_PERIOD``, and the coupon template
+    ``COUPON_TEMPLATE`` with every member's unused and redeemed coupon. Every brand-1 user and brand 2's
+    admin are logged in through the API."""
     keyring = Keyring(master=os.urandom(32))
     backend = api_database.engine.dialect.name
     runtime = Runtime(settings=Settings(database_url=api_database.url), db=api_database, keyring=keyring)

@@ -9,13 +9,15 @@ The table below is the specification, written by hand from the roles in ARCHITEC
   not exist: another brand's object, a member outside an agent's stores, outside a store manager's
   store, not a guide's own, outside a store key's store; and for points, a store (a sale's, a
   redemption's, a hold's) where a caller bound to stores may not act: an agent manager acts at its
-  agent's stores, a store manager and a store key at their own store;
+  agent's stores, a store manager and a store key at their own store; for coupons, a coupon (named by
+  its code) or a coupon redemption of a member the caller may not see, and, as for points, a store (a
+  validation's, a redemption's) where a caller bound to stores may not act;
 * otherwise the endpoint's success status, with the exact objects in the body.
 
 Every failing cell also checks that nothing was written (row counts of every table a request could
 touch, the newest member change, orders by status, the points left in lots and the member accounts'
-running totals, the upload folder). ``test_every_route_is_in_the_table`` fails when
-the app gains a route this table does not cover.
+running totals, the coupons by status, their redemptions and budgets, the upload folder).
+``test_every_route_is_in_the_table`` fails when the app gains a route this table does not cover.
 """
 
 from __future__ import annotations
@@ -24,21 +26,26 @@ import csv
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
 
+from datong.coupons.codes import ALPHABET, BadCode, normalize_code
+from datong.coupons.models import Coupon, CouponRedemption
 from tests.api.conftest import (
     AWAY,
     CALLERS,
     CARD_SOURCE,
+    COUPON_TEMPLATE,
     FEN_PER_POINT,
     MEMBERS,
     POINTS_PROGRAM,
     ROLES,
     SETTLEMENT_PERIOD,
     STORE_CODES,
+    WORLD_COUPON_ORDER_FEN,
     WORLD_HOLD,
     WORLD_ORDER_FEN,
     Brand,
@@ -60,6 +67,9 @@ POINTS_READERS = AUTHENTICATED  # points:read: every role and both keys
 POINTS_WRITERS = AUTHENTICATED - {"guide"}  # points:write: earn, redeem, confirm or void a hold, refund
 POINTS_ADJUSTERS = ADMINS  # points:adjust
 POINTS_SETTLERS = HQ  # points:settle
+COUPON_READERS = AUTHENTICATED  # coupons:read: every role and both keys
+COUPON_WRITERS = AUTHENTICATED - {"guide"}  # coupons:write: issue, validate, redeem, reverse
+COUPON_ADMINS = HQ  # coupons:admin: templates
 
 UNKNOWN_MEMBER = "mem_00000000000000000000000000"
 UNKNOWN_MERGE = "mrg_00000000000000000000000000"
@@ -67,6 +77,20 @@ UNKNOWN_BATCH = "imp_00000000000000000000000000"
 UNKNOWN_STORE = "sto_00000000000000000000000000"
 UNKNOWN_PHONE = "13600000000"
 UNKNOWN_HOLD = "op_00000000000000000000000000"
+UNKNOWN_REDEMPTION = "cpr_00000000000000000000000000"
+
+
+def _well_formed(body: str) -> str:
+    """``body`` with the check character that makes it a valid coupon code."""
+    for check in ALPHABET:
+        try:
+            return normalize_code(body + check)
+        except BadCode:
+            continue
+    raise AssertionError(body)
+
+
+UNKNOWN_CODE = _well_formed("000000000000")  # a valid code that no coupon has
 
 # --- which objects each caller may see ---------------------------------------------------------
 
@@ -223,7 +247,14 @@ def call_me(w: World, caller: str, _: str, ok: bool) -> httpx.Response:
         assert body["tenant_id"] == brand.tenant_id
         if caller in ("pos_key", "store_key"):
             assert (body["kind"], body["id"], body["role"]) == ("api_key", brand.key_ids[caller], None)
-            assert body["permissions"] == ["members:read", "members:write", "points:read", "points:write"]
+            assert body["permissions"] == [
+                "coupons:read",
+                "coupons:write",
+                "members:read",
+                "members:write",
+                "points:read",
+                "points:write",
+            ]
             assert body["store_id"] == (brand.stores["D1"] if caller == "store_key" else None)
         else:
             role = "hq_admin" if caller == "other_brand_admin" else caller
@@ -739,6 +770,255 @@ def call_points_settlement(w: World, caller: str, _: str, ok: bool) -> httpx.Res
     return response
 
 
+# --- coupons --------------------------------------------------------------------------------------
+
+
+def _coupon_shopper(w: World, target: str) -> Shopper:
+    """As ``_shopper``: the member a coupon target names and where it shops (an unknown one at A1)."""
+    return _shopper(w, target)
+
+
+def _world_coupon(w: World, target: str) -> str:
+    """The target's unused coupon in the world (a code no coupon has for "unknown")."""
+    if target == "unknown":
+        return UNKNOWN_CODE
+    if target in AWAY:
+        return w.b1.coupons[target]
+    brand, label = _brand_and_label(w, target)
+    return brand.coupons[label]
+
+
+def _world_redemption(w: World, target: str) -> str:
+    if target == "unknown":
+        return UNKNOWN_REDEMPTION
+    if target in AWAY:
+        return w.b1.coupon_redemptions[target]
+    brand, label = _brand_and_label(w, target)
+    return brand.coupon_redemptions[label]
+
+
+def _coupon_view(coupon_id: str, code: str, member_id: str, status: str) -> dict[str, object]:
+    """A coupon of the world's template as the API shows it, less its times."""
+    return {
+        "id": coupon_id,
+        "code": code,
+        "display_code": f"{code[:4]}-{code[4:8]}-{code[8:12]}-{code[12:]}",
+        "template": COUPON_TEMPLATE["code"],
+        "name": COUPON_TEMPLATE["name"],
+        "kind": "cash_off",
+        "member_id": member_id,
+        "status": status,
+    }
+
+
+def _basket_lines() -> list[dict[str, object]]:
+    """Two tops of 25 yuan: WORLD_COUPON_ORDER_FEN."""
+    return [
+        {"sku": "SKU-M", "category": "tops", "quantity": 2, "unit_price_fen": WORLD_COUPON_ORDER_FEN // 2}
+    ]
+
+
+def call_coupon_template(w: World, caller: str, _: str, ok: bool) -> httpx.Response:
+    code = f"T-{w.fresh_card()}"
+    body = {
+        "code": code,
+        "name": "满200减30",
+        "kind": "threshold",
+        "threshold_fen": 20000,
+        "amount_fen": 3000,
+        "valid_days": 30,
+        "store_codes": ["A2", "A1"],
+        "total_quantity": 100,
+    }
+    response: httpx.Response = w.client.post("/api/v1/coupons/templates", json=body, headers=w.auth(caller))
+    if ok:
+        brand = w.brand_of(caller)
+        answer = response.json()
+        assert answer == {
+            "id": answer["id"],
+            "code": code,
+            "name": "满200减30",
+            "kind": "threshold",
+            "amount_fen": 3000,
+            "threshold_fen": 20000,
+            "rate_pct": 100,
+            "cap_fen": None,
+            "sku": None,
+            "price_fen": 0,
+            "online": True,
+            "offline": True,
+            "store_codes": ["A1", "A2"],
+            "skus": [],
+            "categories": [],
+            "exclusive": False,
+            "with_points": True,
+            "one_per_category": False,
+            "valid_from": None,
+            "valid_until": None,
+            "valid_days": 30,
+            "total_quantity": 100,
+            "issued_count": 0,
+            "per_member_limit": None,
+            "restore_on_refund": True,
+            "active": True,
+        }
+        assert w.audit_actions(brand.tenant_id, answer["id"]) == ["coupon.template_create"]
+    return response
+
+
+def call_coupon_issue(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    member_id = _fresh_like(w, target) if ok else _member_id(w, target)
+    body = {"member_id": member_id, "template": COUPON_TEMPLATE["code"], "issue_key": f"m-{w.fresh_card()}"}
+    response: httpx.Response = w.client.post("/api/v1/coupons/issue", json=body, headers=_write(w, caller))
+    if ok:
+        [coupon] = w.coupons_of(member_id)
+        assert (coupon.status, coupon.source, coupon.issue_key) == ("issued", "api", body["issue_key"])
+        answer = response.json()
+        times = [instant(answer.pop(k)) for k in ("issued_at", "valid_from", "valid_until")]
+        assert times == [coupon.issued_at, coupon.issued_at, coupon.issued_at + timedelta(days=365)]
+        assert answer == {
+            **_coupon_view(coupon.id, coupon.code, member_id, "issued"),
+            "redeemed_at": None,
+            "created": True,
+        }
+    return response
+
+
+def call_coupon_member(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    who = _coupon_shopper(w, target)
+    response: httpx.Response = w.client.get(
+        f"/api/v1/coupons/members/{who.member_id}", headers=w.auth(caller)
+    )
+    if ok:
+        brand, at = who.brand, who.brand.coupons_at
+        assert at is not None
+        body = response.json()
+        assert body["member_id"] == who.member_id
+        coupons = sorted(body["coupons"], key=lambda c: str(c["status"]))
+        unused = w.coupon_by_code(brand, _world_coupon(w, target))
+        with w.db.reading() as s:
+            used = s.get(CouponRedemption, _world_redemption(w, target))
+            assert used is not None
+            redeemed = s.get(Coupon, used.coupon_id)
+            assert redeemed is not None
+        for view in coupons:
+            times = [instant(view.pop(k)) for k in ("issued_at", "valid_from", "valid_until")]
+            assert times == [at, at, at + timedelta(days=365)]
+        redeemed_at = [c.pop("redeemed_at") for c in coupons]
+        assert (redeemed_at[0], instant(redeemed_at[1])) == (None, at)
+        assert coupons == [
+            _coupon_view(unused.id, unused.code, who.member_id, "issued"),
+            _coupon_view(redeemed.id, redeemed.code, who.member_id, "redeemed"),
+        ]
+    return response
+
+
+def call_coupon_validate(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    who = _coupon_shopper(w, target)
+    code = _world_coupon(w, target)
+    body = {
+        "code": code.lower(),  # read leniently, as typed
+        "channel": who.channel,
+        "store_code": who.store,
+        "lines": _basket_lines(),
+    }
+    before = w.counts() if ok else None
+    response: httpx.Response = w.client.post("/api/v1/coupons/validate", json=body, headers=w.auth(caller))
+    if ok:
+        assert response.json() == {
+            "coupon_id": w.coupon_by_code(who.brand, code).id,
+            "code": code,
+            "applies": True,
+            "discount_fen": COUPON_TEMPLATE["amount_fen"],
+            "reasons": [],
+        }
+        assert w.counts() == before, "validating changed something"
+    return response
+
+
+def call_coupon_redeem(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    if ok:
+        who = _fresh_shopper(w, target)
+        code = w.issue_coupon(who.brand, who.member_id).code
+    else:
+        who, code = _coupon_shopper(w, target), _world_coupon(w, target)
+    order_no = f"CP-{w.fresh_card()}"
+    body = {
+        "code": code,
+        "order_no": order_no,
+        "channel": who.channel,
+        "store_code": who.store,
+        "lines": _basket_lines(),
+    }
+    response: httpx.Response = w.client.post("/api/v1/coupons/redeem", json=body, headers=_write(w, caller))
+    if ok:
+        coupon = w.coupon_by_code(who.brand, code)
+        [r] = w.coupon_redemptions(coupon.id)
+        assert (coupon.status, coupon.redeemed_at) == ("redeemed", r.at)
+        assert (
+            r.member_id,
+            r.channel,
+            r.order_no,
+            r.store_id,
+            r.discount_fen,
+            r.order_fen,
+            r.reversed_at,
+        ) == (
+            who.member_id,
+            who.channel,
+            order_no,
+            who.store_id(),
+            COUPON_TEMPLATE["amount_fen"],
+            WORLD_COUPON_ORDER_FEN,
+            None,
+        )
+        answer = response.json()
+        assert instant(answer.pop("at")) == r.at
+        assert answer == {
+            "redemption_id": r.id,
+            "coupon_id": coupon.id,
+            "code": code,
+            "member_id": who.member_id,
+            "status": "redeemed",
+            "discount_fen": COUPON_TEMPLATE["amount_fen"],
+            "order_fen": WORLD_COUPON_ORDER_FEN,
+            "channel": who.channel,
+            "order_no": order_no,
+            "store_id": who.store_id(),
+        }
+    return response
+
+
+def call_coupon_reverse(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    if ok:
+        who = _fresh_shopper(w, target)
+        code = w.issue_coupon(who.brand, who.member_id).code
+        redemption_id = w.redeem_coupon(who.brand, code, store=who.store).id
+    else:
+        redemption_id = _world_redemption(w, target)
+    response: httpx.Response = w.client.post(
+        f"/api/v1/coupons/redemptions/{redemption_id}/reverse", headers=_write(w, caller)
+    )
+    if ok:
+        coupon = w.coupon_by_code(who.brand, code)
+        [r] = w.coupon_redemptions(coupon.id)
+        assert r.reversed_at is not None
+        assert (coupon.status, coupon.redeemed_at, r.id) == ("issued", None, redemption_id)
+        assert r.reversed_by == _label(w, caller)
+        answer = response.json()
+        assert instant(answer.pop("reversed_at")) == r.reversed_at
+        assert answer == {"redemption_id": r.id, "coupon_id": coupon.id, "code": code, "status": "issued"}
+    return response
+
+
+def _label(w: World, caller: str) -> str:
+    """The caller as the services record it (``Principal.label``)."""
+    if caller in ("pos_key", "store_key"):
+        return f"api_key:{w.b1.key_ids[caller]}"
+    role = "hq_admin" if caller == "other_brand_admin" else caller
+    return f"user:{w.brand_of(caller).users[role]}"
+
+
 ENDPOINT_LIST = [
     Endpoint("GET", "/healthz", EVERYONE, 200, call_public("/healthz"), public=True),
     Endpoint("GET", "/openapi.json", EVERYONE, 200, call_public("/openapi.json"), public=True),
@@ -900,6 +1180,40 @@ ENDPOINT_LIST = [
         SEES_MEMBERS,
     ),
     Endpoint("GET", "/api/v1/points/settlement", POINTS_SETTLERS, 200, call_points_settlement),
+    Endpoint("POST", "/api/v1/coupons/templates", COUPON_ADMINS, 201, call_coupon_template),
+    Endpoint(
+        "POST", "/api/v1/coupons/issue", COUPON_WRITERS, 200, call_coupon_issue, MEMBER_TARGETS, SEES_MEMBERS
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/coupons/members/{member_id}",
+        COUPON_READERS,
+        200,
+        call_coupon_member,
+        MEMBER_TARGETS,
+        SEES_MEMBERS,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/coupons/validate",
+        COUPON_WRITERS,
+        200,
+        call_coupon_validate,
+        POINTS_TARGETS,
+        SEES_AWAY,
+    ),
+    Endpoint(
+        "POST", "/api/v1/coupons/redeem", COUPON_WRITERS, 200, call_coupon_redeem, POINTS_TARGETS, SEES_AWAY
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/coupons/redemptions/{redemption_id}/reverse",
+        COUPON_WRITERS,
+        200,
+        call_coupon_reverse,
+        POINTS_TARGETS,
+        SEES_AWAY,
+    ),
 ]
 ENDPOINTS = {(e.method, e.path): e for e in ENDPOINT_LIST}
 assert len(ENDPOINTS) == len(ENDPOINT_LIST), "an endpoint is listed twice"

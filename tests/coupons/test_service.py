@@ -76,6 +76,11 @@ def _count(db: Database, model: Any) -> int:
         ({"kind": "exchange", "sku": None}, "sku"),
         ({"valid_days": None}, "valid_until"),
         ({"colour": "red"}, "colour"),
+        ({"per_member_limit": 0}, "per_member_limit"),
+        (
+            {"valid_days": None, "valid_from": NOW, "valid_until": NOW - timedelta(days=1)},
+            "valid_until",
+        ),
     ],
 )
 def test_a_bad_template_names_its_field_and_is_not_kept(
@@ -239,3 +244,20 @@ def test_concurrent_issuing_never_exceeds_the_budget(database: Database) -> None
     assert outcomes.count("ok") == 5
     assert sorted(set(outcomes)) == ["ok", "the budget of 'T20' is spent"]
     assert _count(database, Coupon) == 5
+
+
+def test_one_issue_key_sent_by_16_callers_at_once_gives_one_coupon(database: Database) -> None:
+    tenant_id, (a, _b) = _brand(database)
+    coupons: list[str] = []
+    lock = threading.Lock()
+
+    def issue() -> None:
+        coupon = _issue(database, tenant_id, a, "same-key")
+        with lock:
+            coupons.append(coupon.id)
+
+    assert _race(16, issue) == ["ok"] * 16
+    assert len(set(coupons)) == 1
+    assert _count(database, Coupon) == 1
+    with database.reading() as s:
+        assert s.scalar(select(CouponTemplate.issued_count)) == 1

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from datong import __version__
 from datong.api import errors
-from datong.api.routers import audit, auth, imports, members, org, points
+from datong.api.routers import audit, auth, coupons, imports, members, org, points
 from datong.core.context import Runtime, load_runtime
 from datong.core.errors import ConfigurationError
 from datong.core.migrate import is_current
@@ -23,7 +23,15 @@ def create_app(runtime: Runtime | None = None, *, check_schema: bool = True) -> 
     )
     app.state.runtime = rt
     errors.install(app)
-    for router in (auth.router, members.router, imports.router, org.router, audit.router, points.router):
+    for router in (
+        auth.router,
+        members.router,
+        imports.router,
+        org.router,
+        audit.router,
+        points.router,
+        coupons.router,
+    ):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])

@@ -80,6 +80,10 @@ def check_template(row: CouponTemplate) -> None:
         raise ValidationFailed("valid_days is at least 1", field="valid_days")
     if row.total_quantity is not None and row.total_quantity < 0:
         raise ValidationFailed("a budget is not negative", field="total_quantity")
+    if row.per_member_limit is not None and row.per_member_limit < 1:
+        raise ValidationFailed("a per-member limit is at least 1", field="per_member_limit")
+    if row.valid_from and row.valid_until and row.valid_until <= row.valid_from:
+        raise ValidationFailed("valid_until is after valid_from", field="valid_until")
 
 
 def create_template(
@@ -148,6 +152,9 @@ def issue_coupon(
             "an issue key of 1 to 128 characters makes issuing idempotent", field="issue_key"
         )
     template = get_template(session, tenant_id=tenant_id, code=template_code)
+    # Hold the template first: a second issue with the same key waits here for the first to commit,
+    # then finds its coupon below instead of colliding with it on the unique key.
+    _lock(session, template)
     earlier = session.scalar(
         select(Coupon).where(
             Coupon.tenant_id == tenant_id, Coupon.template_id == template.id, Coupon.issue_key == issue_key
@@ -181,6 +188,11 @@ def issue_coupon(
     session.add(coupon)
     session.flush()
     return coupon, True
+
+
+def _lock(session: Session, template: CouponTemplate) -> None:
+    if not is_sqlite(session):  # SQLite's writers already take turns (BEGIN IMMEDIATE)
+        session.execute(select(CouponTemplate.id).where(CouponTemplate.id == template.id).with_for_update())
 
 
 def _spend_budget(session: Session, template: CouponTemplate) -> None:

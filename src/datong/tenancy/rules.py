@@ -29,6 +29,9 @@ POINTS_READ = "points:read"
 POINTS_WRITE = "points:write"  # earn, redeem, hold, refund: what a POS does
 POINTS_ADJUST = "points:adjust"  # manual corrections, audited
 POINTS_SETTLE = "points:settle"  # clearing between owners
+COUPONS_READ = "coupons:read"  # a member's coupons
+COUPONS_WRITE = "coupons:write"  # issue, validate, redeem (核销), reverse: what a POS does
+COUPONS_ADMIN = "coupons:admin"  # templates
 SCOPES = (
     MEMBERS_READ,
     MEMBERS_WRITE,
@@ -46,6 +49,9 @@ SCOPES = (
     POINTS_WRITE,
     POINTS_ADJUST,
     POINTS_SETTLE,
+    COUPONS_READ,
+    COUPONS_WRITE,
+    COUPONS_ADMIN,
 )
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -62,11 +68,18 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             POINTS_READ,
             POINTS_WRITE,
             POINTS_SETTLE,
+            COUPONS_READ,
+            COUPONS_WRITE,
+            COUPONS_ADMIN,
         }
     ),
-    AGENT_MANAGER: frozenset({MEMBERS_READ, MEMBERS_WRITE, ORG_READ, POINTS_READ, POINTS_WRITE}),
-    STORE_MANAGER: frozenset({MEMBERS_READ, MEMBERS_WRITE, ORG_READ, POINTS_READ, POINTS_WRITE}),
-    GUIDE: frozenset({MEMBERS_READ, ORG_READ, POINTS_READ}),
+    AGENT_MANAGER: frozenset(
+        {MEMBERS_READ, MEMBERS_WRITE, ORG_READ, POINTS_READ, POINTS_WRITE, COUPONS_READ, COUPONS_WRITE}
+    ),
+    STORE_MANAGER: frozenset(
+        {MEMBERS_READ, MEMBERS_WRITE, ORG_READ, POINTS_READ, POINTS_WRITE, COUPONS_READ, COUPONS_WRITE}
+    ),
+    GUIDE: frozenset({MEMBERS_READ, ORG_READ, POINTS_READ, COUPONS_READ}),
 }
 
 
