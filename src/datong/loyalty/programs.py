@@ -238,10 +238,3 @@ def store_party(session: Session, *, tenant_id: str, store_id: str | None) -> st
     if store is None or store.tenant_id != tenant_id:
         raise NotFound(f"no store {store_id}", field="store_id")
     return owner_party(store_id=store.id, store_kind=store.kind, agent_id=store.agent_id)
-
-
-def store_by_code(session: Session, *, tenant_id: str, code: str, field: str = "store_code") -> Store:
-    store = session.scalar(select(Store).where(Store.tenant_id == tenant_id, Store.code == code))
-    if store is None:
-        raise ValidationFailed(f"no store {code!r}", field=field)
-    return store

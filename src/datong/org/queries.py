@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from datong.core.errors import NotFound
+from datong.core.errors import NotFound, ValidationFailed
 from datong.org.models import Agent, Guide, Region, Store
 from datong.tenancy.rules import Principal
 
@@ -60,3 +60,30 @@ def list_guides(session: Session, principal: Principal) -> list[Guide]:
     if principal.role == "guide":
         query = query.where(Guide.id == (principal.guide_id or ""))
     return list(session.scalars(query.order_by(Guide.code)))
+
+
+def store_by_code(session: Session, *, tenant_id: str, code: str, field: str = "store_code") -> Store:
+    store = session.scalar(select(Store).where(Store.tenant_id == tenant_id, Store.code == code))
+    if store is None:
+        raise ValidationFailed(f"no store {code!r}", field=field)
+    return store
+
+
+def store_to_act_at(
+    session: Session, principal: Principal, code: str | None, *, field: str = "store_code"
+) -> Store | None:
+    """The store a sale, a redemption or a refund happens at: the one named, if the caller may act
+    there, else the caller's own. To a caller bound to stores, a store it may not act at and a store
+    that does not exist look alike (404)."""
+    if code is None:
+        return session.get(Store, principal.store_id) if principal.store_id else None
+    scope = principal.store_scope
+    try:
+        store = store_by_code(session, tenant_id=principal.tenant_id, code=code, field=field)
+    except ValidationFailed:
+        if scope is not None:
+            raise NotFound(f"no store {code!r}", field=field) from None
+        raise
+    if scope is not None and store.id not in scope:
+        raise NotFound(f"no store {code!r}", field=field)
+    return store

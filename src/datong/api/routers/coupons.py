@@ -23,9 +23,8 @@ from datong.coupons import queries, service
 from datong.coupons.models import Coupon, CouponTemplate
 from datong.coupons.rules import ONLINE_CHANNELS, Basket, Line
 from datong.coupons.schemas import IssueIn, RedeemIn, TemplateIn, ValidateIn
-from datong.loyalty.programs import store_by_code
 from datong.members.queries import get_member_for, require
-from datong.org.models import Store
+from datong.org.queries import store_by_code, store_to_act_at
 from datong.tenancy import rules
 from datong.tenancy.rules import Principal
 
@@ -184,23 +183,6 @@ def _template(s: Session, coupon: Coupon) -> CouponTemplate:
     return template
 
 
-def _store_for(s: Session, p: Principal, code: str | None) -> Store | None:
-    """As in ``points.py``: the store named, if the caller may act there, else the caller's own. To a
-    caller bound to stores, a store it may not act at and a store that does not exist look alike."""
-    if code is None:
-        return s.get(Store, p.store_id) if p.store_id else None
-    scope = p.store_scope
-    try:
-        store = store_by_code(s, tenant_id=p.tenant_id, code=code, field="store_code")
-    except ValidationFailed:
-        if scope is not None:
-            raise NotFound(f"no store {code!r}", field="store_code") from None
-        raise
-    if scope is not None and store.id not in scope:
-        raise NotFound(f"no store {code!r}", field="store_code")
-    return store
-
-
 def _basket(
     s: Session,
     p: Principal,
@@ -215,7 +197,7 @@ def _basket(
             raise ValidationFailed("an online order has no store", field="store_code")
         store = None
     else:
-        store = _store_for(s, p, store_code)
+        store = store_to_act_at(s, p, store_code)
         if store is None:
             raise ValidationFailed("an order in a store names its store", field="store_code")
     others = (

@@ -23,35 +23,16 @@ from datong.core.errors import NotFound, ValidationFailed
 from datong.ledger.models import PENDING, Account, Transfer
 from datong.loyalty import clearing, queries, redemptions, refunds, service
 from datong.loyalty.lots import spendable_points
-from datong.loyalty.programs import get_program, member_account, store_by_code
+from datong.loyalty.programs import get_program, member_account
 from datong.loyalty.schemas import AdjustIn, EarnIn, HoldActionIn, RedeemIn, RefundIn
 from datong.members.queries import get_member_for, require
 from datong.orders import service as orders
-from datong.org.models import Store
+from datong.org.queries import store_to_act_at
 from datong.tenancy import rules
 from datong.tenancy.rules import Principal
 
 router = APIRouter(prefix="/api/v1/points", tags=["points"])
 IdempotencyKey = Annotated[str | None, Header()]
-
-
-def _store_for(s: SessionDep, p: Principal, code: str | None, field: str = "store_code") -> Store | None:
-    """The store a call acts at: the one named, if the caller may act there, else the caller's own.
-    To a caller bound to stores, a store it may not act at and a store that does not exist look alike."""
-    if code is None:
-        if p.store_id:
-            return s.get(Store, p.store_id)
-        return None
-    scope = p.store_scope
-    try:
-        store = store_by_code(s, tenant_id=p.tenant_id, code=code, field=field)
-    except ValidationFailed:
-        if scope is not None:
-            raise NotFound(f"no store {code!r}", field=field) from None
-        raise
-    if scope is not None and store.id not in scope:
-        raise NotFound(f"no store {code!r}", field=field)
-    return store
 
 
 @router.get("/members/{member_id}")
@@ -97,7 +78,7 @@ def earn(
     def act() -> tuple[int, dict[str, Any]]:
         member = get_member_for(s, p, body.member_id)
         program = get_program(s, tenant_id=p.tenant_id, code=body.program)
-        store = _store_for(s, p, body.order.store_code, field="order.store_code")
+        store = store_to_act_at(s, p, body.order.store_code, field="order.store_code")
         o = body.order
         at = utcnow()
         fields = OrderFields(
@@ -135,7 +116,7 @@ def redeem(
     def act() -> tuple[int, dict[str, Any]]:
         member = get_member_for(s, p, body.member_id)
         program = get_program(s, tenant_id=p.tenant_id, code=body.program)
-        store = _store_for(s, p, body.store_code)
+        store = store_to_act_at(s, p, body.store_code)
         if body.channel == "pos" and store is None:
             raise ValidationFailed("a POS redemption names its store", field="store_code")
         order_id = order_ref = None
