@@ -12,12 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-
 from datong.core.clock import CHINA_TZ
 from datong.loyalty import redemptions, refunds
 from datong.loyalty.programs import get_program
 from datong.orders import service as orders_service
+from tests.api.calls import answer, refused, write
 from tests.api.conftest import (
     FEN_PER_POINT,
     HOLD_SECONDS,
@@ -39,29 +38,6 @@ UNKNOWN_HOLD = "op_00000000000000000000000000"
 
 
 # --- helpers ------------------------------------------------------------------------------------------
-
-
-def write(
-    w: World, caller: str, path: str, body: dict[str, Any], key: str | None = None, *, send_key: bool = True
-) -> httpx.Response:
-    """A POST with an Idempotency-Key: ``key``, or a new one for every call."""
-    headers = w.auth(caller)
-    if send_key:
-        headers["Idempotency-Key"] = key if key is not None else f"key-{w.fresh_card()}"
-    response: httpx.Response = w.client.post(path, json=body, headers=headers)
-    return response
-
-
-def answer(response: httpx.Response, status: int = 200) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def refused(response: httpx.Response) -> tuple[int, str | None, str | None]:
-    """What a refusal says: status, code, field."""
-    body = response.json()
-    return response.status_code, body.get("code"), body.get("field")
 
 
 def summary(w: World, member_id: str, caller: str = "pos_key") -> dict[str, Any]:
