@@ -261,3 +261,33 @@ def test_one_issue_key_sent_by_16_callers_at_once_gives_one_coupon(database: Dat
     assert _count(database, Coupon) == 1
     with database.reading() as s:
         assert s.scalar(select(CouponTemplate.issued_count)) == 1
+
+
+def test_exclusive_coupons_redeemed_on_one_order_at_once_never_stack(database: Database) -> None:
+    """The router's sequence: hold the order, read the coupons already on it, redeem. Eight tills each
+    put an exclusive coupon on one order at the same moment: one gets on, the others are refused."""
+    from datong.coupons.queries import coupons_on_order
+
+    tenant_id, (a, _b) = _brand(database, exclusive=True)
+    codes = [_issue(database, tenant_id, a, f"k{i}").code for i in range(8)]
+    pending = iter(codes)
+    lock = threading.Lock()
+
+    def redeem() -> None:
+        with lock:
+            code = next(pending)
+        with database.unit_of_work() as s:
+            service.hold_order(s, tenant_id=tenant_id, channel="pos", order_no="P1")
+            others = coupons_on_order(s, tenant_id=tenant_id, channel="pos", order_no="P1")
+            basket = Basket(channel="pos", store_id=None, at=NOW, lines=(TEE,), others=others)
+            coupon = service.find_coupon(s, tenant_id=tenant_id, code=code)
+            service.redeem_coupon(s, coupon=coupon, basket=basket, order_no="P1", actor=ACTOR)
+
+    outcomes = _race(8, redeem)
+    assert outcomes.count("ok") == 1
+    refused = (
+        "the coupon does not apply: the only coupon allowed on an order; "
+        "the order already carries a coupon that allows no other"
+    )
+    assert set(outcomes) == {"ok", refused}
+    assert _count(database, CouponRedemption) == 1

@@ -8,11 +8,12 @@ the coupon from ``issued`` to ``redeemed``; whoever's statement finds no row los
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -238,6 +239,17 @@ def _count_for_member(session: Session, template: CouponTemplate, member_id: str
         raise Conflict(
             f"this member already has {template.per_member_limit} of {template.code!r}", field="member_id"
         )
+
+
+def hold_order(session: Session, *, tenant_id: str, channel: str, order_no: str) -> None:
+    """Take the order's coupon lock until the transaction ends, before reading the coupons already on
+    it: two coupons redeemed on one order at the same moment then see each other, so stacking rules
+    (exclusive, one per category) hold. (SQLite's writers take turns already.)"""
+    if is_sqlite(session):
+        return
+    name = f"coupon-order|{tenant_id}|{channel}|{order_no}".encode()
+    lock_id = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
 
 def find_coupon(session: Session, *, tenant_id: str, code: str) -> Coupon:

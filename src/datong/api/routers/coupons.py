@@ -200,11 +200,10 @@ def _basket(
         store = store_to_act_at(s, p, store_code)
         if store is None:
             raise ValidationFailed("an order in a store names its store", field="store_code")
-    others = (
-        queries.coupons_on_order(s, tenant_id=p.tenant_id, channel=channel, order_no=order_no)
-        if order_no
-        else []
-    )
+    others = []
+    if order_no:
+        service.hold_order(s, tenant_id=p.tenant_id, channel=channel, order_no=order_no)
+        others = queries.coupons_on_order(s, tenant_id=p.tenant_id, channel=channel, order_no=order_no)
     return Basket(
         channel=channel,
         store_id=store.id if store else None,
