@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from datong.core.db import is_sqlite
+from datong.core.db import advisory_lock_id, is_sqlite
 from datong.core.errors import Conflict, ValidationFailed
 from datong.tenancy.models import IdempotentRequest
 from datong.tenancy.rules import Principal
@@ -73,8 +73,7 @@ IN_FLIGHT_WAIT_MS = 2000
 def _wait_for_key(session: Session, principal: Principal, key: str) -> None:
     if is_sqlite(session):
         return  # the writer lock taken by BEGIN IMMEDIATE already serialises the two
-    name = f"{principal.tenant_id}|{principal.label}|{key}".encode()
-    lock_id = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+    lock_id = advisory_lock_id(f"{principal.tenant_id}|{principal.label}|{key}")
     # One round trip: wait at most IN_FLIGHT_WAIT_MS for the key, then put back the server's usual limit
     # for the rest of the transaction. (lock_id is an integer computed here: safe to write into the SQL.)
     statement = (

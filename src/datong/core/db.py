@@ -8,13 +8,16 @@ request dependency) owns the transaction.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Engine, MetaData, String, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -100,6 +103,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def is_sqlite(session_or_engine: Session | Engine) -> bool:
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
     return bind.dialect.name == "sqlite"
+
+
+def upsert_insert(session: Session, model: Any) -> Any:
+    """An ``INSERT`` of this dialect, which has ``on_conflict_do_nothing``: insert-or-nothing is how two
+    writers opening the same row at once both end up reading the one row."""
+    insert = sqlite_insert if is_sqlite(session) else pg_insert
+    return insert(model)
+
+
+def rowcount(result: Any) -> int:
+    """Rows an ``UPDATE`` touched: 0 is how a guarded update (``WHERE count < limit``) says no."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+def advisory_lock_id(name: str) -> int:
+    """A PostgreSQL advisory lock key (signed 64 bits) for a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 class Database:

@@ -8,18 +8,15 @@ the coupon from ``issued`` to ``redeemed``; whoever's statement finds no row los
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
-from datong.core.db import is_sqlite
+from datong.core.db import advisory_lock_id, is_sqlite, rowcount, upsert_insert
 from datong.core.errors import Conflict, NotFound, ValidationFailed
 from datong.core.ids import new_id
 from datong.coupons.codes import BadCode, new_code, normalize_code
@@ -206,16 +203,15 @@ def _spend_budget(session: Session, template: CouponTemplate) -> None:
         )
         .values(issued_count=CouponTemplate.issued_count + 1)
     )
-    if _rowcount(result) != 1:
+    if rowcount(result) != 1:
         raise Conflict(f"the budget of {template.code!r} is spent", field="template")
 
 
 def _count_for_member(session: Session, template: CouponTemplate, member_id: str) -> None:
     if template.per_member_limit is None:
         return
-    insert = sqlite_insert if is_sqlite(session) else pg_insert
     session.execute(
-        insert(CouponHolding)
+        upsert_insert(session, CouponHolding)
         .values(
             id=new_id("cph"),
             tenant_id=template.tenant_id,
@@ -235,7 +231,7 @@ def _count_for_member(session: Session, template: CouponTemplate, member_id: str
         )
         .values(issued=CouponHolding.issued + 1)
     )
-    if _rowcount(result) != 1:
+    if rowcount(result) != 1:
         raise Conflict(
             f"this member already has {template.per_member_limit} of {template.code!r}", field="member_id"
         )
@@ -247,8 +243,7 @@ def hold_order(session: Session, *, tenant_id: str, channel: str, order_no: str)
     (exclusive, one per category) hold. (SQLite's writers take turns already.)"""
     if is_sqlite(session):
         return
-    name = f"coupon-order|{tenant_id}|{channel}|{order_no}".encode()
-    lock_id = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+    lock_id = advisory_lock_id(f"coupon-order|{tenant_id}|{channel}|{order_no}")
     session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
 
@@ -311,7 +306,7 @@ def redeem_coupon(
         .where(Coupon.id == coupon.id, Coupon.status == ISSUED)
         .values(status=REDEEMED, redeemed_at=basket.at)
     )
-    if _rowcount(result) != 1:
+    if rowcount(result) != 1:
         raise Conflict("this coupon was redeemed already", field="code", reasons=[REDEEMED])
     redemption = CouponRedemption(
         id=new_id("cpr"),
@@ -345,7 +340,7 @@ def reverse_redemption(
         .where(CouponRedemption.id == redemption.id, CouponRedemption.reversed_at.is_(None))
         .values(reversed_at=at, reversed_by=actor)
     )
-    if _rowcount(result) != 1:
+    if rowcount(result) != 1:
         raise Conflict("this redemption was reversed already", field="redemption_id")
     coupon = session.get(Coupon, redemption.coupon_id)
     template = session.get(CouponTemplate, coupon.template_id) if coupon else None
@@ -355,8 +350,3 @@ def reverse_redemption(
     coupon.redeemed_at = None if coupon.status == ISSUED else coupon.redeemed_at
     session.flush()
     return coupon
-
-
-def _rowcount(result: object) -> int:
-    assert isinstance(result, CursorResult)
-    return result.rowcount

@@ -12,13 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, event, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
-from datong.core.db import is_sqlite
+from datong.core.db import is_sqlite, rowcount, upsert_insert
 from datong.core.errors import Conflict, NotFound, ValidationFailed
 from datong.core.ids import new_id
 from datong.ledger.models import (
@@ -100,27 +98,81 @@ def ensure_account(
         _remember_flags(row[0], row[1] or row[2])
         session.info.setdefault(_SEEN_ACCOUNTS, {})[natural_key] = row[0]
         return str(row[0])
-    insert = sqlite_insert if is_sqlite(session) else pg_insert
-    session.execute(
-        insert(Account)
-        .values(
-            id=new_id("acc"),
-            tenant_id=tenant_id,
-            ledger_id=ledger_id,
-            kind=kind,
-            holder=holder,
-            debits_must_not_exceed_credits=debits_must_not_exceed_credits,
-            credits_must_not_exceed_debits=credits_must_not_exceed_debits,
-            debits_pending=0,
-            debits_posted=0,
-            credits_pending=0,
-            credits_posted=0,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "ledger_id", "kind", "holder"])
+    _open_accounts(
+        session,
+        [
+            _account_row(
+                tenant_id,
+                ledger_id,
+                kind,
+                holder,
+                debits_must_not_exceed_credits,
+                credits_must_not_exceed_debits,
+            )
+        ],
     )
     row = session.execute(query).one()
     return str(row[0])
+
+
+def ensure_accounts_locked(
+    session: Session,
+    *,
+    tenant_id: str,
+    ledger_id: str,
+    kind: str,
+    holders: list[str],
+    debits_must_not_exceed_credits: bool = False,
+) -> dict[str, str]:
+    """:func:`ensure_account` with ``lock=True`` for many holders at once (a batch job): open the accounts
+    that do not exist, then hold all of them in id order, so two writers never lock in opposite orders.
+    Returns holder → account id."""
+    _open_accounts(
+        session,
+        [_account_row(tenant_id, ledger_id, kind, h, debits_must_not_exceed_credits, False) for h in holders],
+    )
+    query = (
+        select(Account.holder, Account.id)
+        .where(
+            Account.tenant_id == tenant_id,
+            Account.ledger_id == ledger_id,
+            Account.kind == kind,
+            Account.holder.in_(holders),
+        )
+        .order_by(Account.id)
+    )
+    if not is_sqlite(session):
+        query = query.with_for_update()
+    return {holder: account_id for holder, account_id in session.execute(query)}
+
+
+def _account_row(
+    tenant_id: str, ledger_id: str, kind: str, holder: str, debits_limited: bool, credits_limited: bool
+) -> dict[str, Any]:
+    return {
+        "id": new_id("acc"),
+        "tenant_id": tenant_id,
+        "ledger_id": ledger_id,
+        "kind": kind,
+        "holder": holder,
+        "debits_must_not_exceed_credits": debits_limited,
+        "credits_must_not_exceed_debits": credits_limited,
+        "debits_pending": 0,
+        "debits_posted": 0,
+        "credits_pending": 0,
+        "credits_posted": 0,
+        "created_at": utcnow(),
+    }
+
+
+def _open_accounts(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert-or-nothing: an account another writer opened first is left as it is."""
+    for start in range(0, len(rows), 500):
+        session.execute(
+            upsert_insert(session, Account)
+            .values(rows[start : start + 500])
+            .on_conflict_do_nothing(index_elements=["tenant_id", "ledger_id", "kind", "holder"])
+        )
 
 
 def lock_account(session: Session, account_id: str) -> Account:
@@ -244,7 +296,7 @@ def _move(session: Session, account_id: str, side: str, bucket: str, amount: int
         .values({column.key: column + amount})
         .execution_options(synchronize_session=False)
     )
-    if _rowcount(result) != 1:
+    if rowcount(result) != 1:
         raise LimitExceeded(
             "not enough balance for this transfer", field="amount", account_id=account_id, amount=amount
         )
@@ -310,8 +362,3 @@ def _keeps_totals(session: Session, account_id: str) -> bool:
     keeps = bool(row[0] or row[1])
     _remember_flags(account_id, keeps)
     return keeps
-
-
-def _rowcount(result: Any) -> int:
-    assert isinstance(result, CursorResult)
-    return result.rowcount

@@ -18,13 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
-from datong.core.db import is_sqlite
 from datong.core.ids import new_id
+from datong.ledger import service as ledger
 from datong.ledger.models import POSTED, Account, Transfer
 from datong.loyalty import lots as lot_ops
 from datong.loyalty.models import PointsLot, Program
@@ -117,7 +115,14 @@ def migrate_balances(
 
 
 def _credit(session: Session, program: Program, cards: list[_Card], actor: str, at: datetime) -> None:
-    accounts = _lock_member_accounts(session, program, sorted({card.member_id for card in cards}))
+    accounts = ledger.ensure_accounts_locked(
+        session,
+        tenant_id=program.tenant_id,
+        ledger_id=program.ledger_id,
+        kind=MEMBER,
+        holders=sorted({card.member_id for card in cards}),
+        debits_must_not_exceed_credits=True,
+    )
     issuance = {
         issuer: party_account(session, program, ISSUANCE, issuer) for issuer in {c.issuer for c in cards}
     }
@@ -169,48 +174,6 @@ def _credit(session: Session, program: Program, cards: list[_Card], actor: str, 
         .values(credits_posted=table.c.credits_posted + bindparam("points")),
         [{"account": account, "points": points} for account, points in credited.items()],
     )
-
-
-def _lock_member_accounts(session: Session, program: Program, member_ids: list[str]) -> dict[str, str]:
-    """Open the members' accounts that do not exist, then hold all of them, in id order (so two writers
-    never lock in opposite orders). Returns member id → account id."""
-    insert = sqlite_insert if is_sqlite(session) else pg_insert
-    rows = [
-        {
-            "id": new_id("acc"),
-            "tenant_id": program.tenant_id,
-            "ledger_id": program.ledger_id,
-            "kind": MEMBER,
-            "holder": member_id,
-            "debits_must_not_exceed_credits": True,
-            "credits_must_not_exceed_debits": False,
-            "debits_pending": 0,
-            "debits_posted": 0,
-            "credits_pending": 0,
-            "credits_posted": 0,
-            "created_at": utcnow(),
-        }
-        for member_id in member_ids
-    ]
-    for start in range(0, len(rows), 500):
-        session.execute(
-            insert(Account)
-            .values(rows[start : start + 500])
-            .on_conflict_do_nothing(index_elements=["tenant_id", "ledger_id", "kind", "holder"])
-        )
-    query = (
-        select(Account.holder, Account.id)
-        .where(
-            Account.tenant_id == program.tenant_id,
-            Account.ledger_id == program.ledger_id,
-            Account.kind == MEMBER,
-            Account.holder.in_(member_ids),
-        )
-        .order_by(Account.id)
-    )
-    if not is_sqlite(session):
-        query = query.with_for_update()
-    return {holder: account_id for holder, account_id in session.execute(query)}
 
 
 def _table(model: type[Any]) -> Table:

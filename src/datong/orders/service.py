@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from datong.channels.records import OrderFields, OrderLineFields
 from datong.core.clock import utcnow
-from datong.core.db import is_sqlite
+from datong.core.db import is_sqlite, upsert_insert
 from datong.core.errors import Conflict, NotFound, ValidationFailed
 from datong.core.ids import new_id
 from datong.orders.models import Order, OrderLine, OrderRefund
@@ -136,9 +134,8 @@ def record_order(
         raise ValidationFailed("paid_fen cannot exceed total_fen", field="order.paid_fen")
     # Insert-or-nothing, then read the row under a lock: two sends of one new sale at once (a till's
     # retry under a new key) record it once, and the second sees the first's row instead of failing.
-    insert = sqlite_insert if is_sqlite(session) else pg_insert
     created = session.execute(
-        insert(Order)
+        upsert_insert(session, Order)
         .values(
             id=new_id("ord"),
             tenant_id=tenant_id,
