@@ -66,6 +66,17 @@ def run_once(
     return status, response
 
 
+def answer_once(
+    session: Session,
+    principal: Principal,
+    key: str | None,
+    body: Any,
+    action: Callable[[], tuple[int, dict[str, Any]]],
+) -> dict[str, Any]:
+    """:func:`run_once` for a route whose status is fixed: only the answer."""
+    return run_once(session, principal, key, body, action)[1]
+
+
 # How long a second request waits for a first one with the same key before it answers 409.
 IN_FLIGHT_WAIT_MS = 2000
 

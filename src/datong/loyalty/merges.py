@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from datong.core.clock import utcnow
 from datong.ledger import service as ledger
 from datong.ledger.models import Transfer
-from datong.ledger.queries import open_pending
 from datong.ledger.service import Refs
 from datong.loyalty import lots as lot_ops
 from datong.loyalty.models import PointsLot, Program
 from datong.loyalty.programs import member_account, member_account_id
+from datong.loyalty.redemptions import void_open_holds
 
 
 def move_points_on_merge(
@@ -44,7 +44,10 @@ def move_points_on_merge(
         target = member_account(session, program, survivor_id)
         for account_id in sorted((source, target)):  # one order, so two merges never deadlock
             ledger.lock_account(session, account_id)
-        _void_open_holds(session, program, source, actor, at)
+        # A hold of the absorbed member goes back to its lots before they move (the till that made it
+        # gets a 409 when it confirms).
+        void_open_holds(session, program=program, account_id=source, actor=actor, at=at)
+        session.flush()
         lots = session.scalars(
             select(PointsLot)
             .where(PointsLot.account_id == source, PointsLot.remaining > 0)
@@ -143,20 +146,6 @@ def _move_lots(
         )
         total += amount
     return total
-
-
-def _void_open_holds(session: Session, program: Program, account_id: str, actor: str, at: datetime) -> None:
-    """A hold of the absorbed member is given back to its lots before they move (the till that made it
-    gets a 409 when it confirms)."""
-    for transfer in session.scalars(
-        open_pending(tenant_id=program.tenant_id).where(Transfer.debit_account_id == account_id)
-    ).all():
-        ledger.resolve_pending(
-            session, pending=transfer, post=False, operation_id=transfer.operation_id, actor=actor, at=at
-        )
-        if transfer.lot_id:
-            lot_ops.restore_lot(session, transfer.lot_id, transfer.amount)
-    session.flush()
 
 
 def current_lot(session: Session, lot_id: str, account_id: str) -> PointsLot | None:

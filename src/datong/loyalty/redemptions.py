@@ -220,13 +220,24 @@ def resolve_hold(
 
 def _void_timed_out(session: Session, *, program: Program, account_id: str, actor: str, at: datetime) -> int:
     """Void this account's holds whose time is up, giving their points back to their lots."""
-    expired = list(
-        session.scalars(
-            open_pending(tenant_id=program.tenant_id).where(
-                Transfer.debit_account_id == account_id, Transfer.timeout_at <= at
-            )
-        )
-    )
+    return void_open_holds(session, program=program, account_id=account_id, actor=actor, at=at, due_by=at)
+
+
+def void_open_holds(
+    session: Session,
+    *,
+    program: Program,
+    account_id: str,
+    actor: str,
+    at: datetime,
+    due_by: datetime | None = None,
+) -> int:
+    """Void the account's open holds (only those timed out by ``due_by``, when given), giving their
+    points back to their lots. The caller holds the account's lock. Returns how many were voided."""
+    query = open_pending(tenant_id=program.tenant_id).where(Transfer.debit_account_id == account_id)
+    if due_by is not None:
+        query = query.where(Transfer.timeout_at <= due_by)
+    expired = list(session.scalars(query))
     for transfer in expired:
         ledger.resolve_pending(
             session, pending=transfer, post=False, operation_id=transfer.operation_id, actor=actor, at=at

@@ -9,14 +9,13 @@ agent manager at one of its agent's stores.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from sqlalchemy.orm import Session
 
 from datong.api.deps import PrincipalDep, SessionDep
-from datong.api.idempotency import run_once
+from datong.api.idempotency import answer_once
 from datong.core.clock import utcnow
 from datong.core.errors import NotFound, ValidationFailed
 from datong.coupons import queries, service
@@ -66,7 +65,7 @@ def issue(
         )
         return 200, {**queries.coupon_view(coupon, _template(s, coupon)), "created": created}
 
-    return _once(s, p, idempotency_key, body.model_dump(mode="json"), act)
+    return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
 
 @router.get("/members/{member_id}")
@@ -127,7 +126,7 @@ def redeem(
             "at": r.at.isoformat(),
         }
 
-    return _once(s, p, idempotency_key, body.model_dump(mode="json"), act)
+    return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
 
 @router.post("/redemptions/{redemption_id}/reverse")
@@ -160,7 +159,7 @@ def reverse(
             "reversed_at": found.reversed_at.isoformat() if found.reversed_at else None,
         }
 
-    return _once(s, p, idempotency_key, {"redemption_id": redemption_id}, act)
+    return answer_once(s, p, idempotency_key, {"redemption_id": redemption_id}, act)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -212,10 +211,3 @@ def _basket(
         points_used=points_used,
         others=others,
     )
-
-
-def _once(
-    s: Session, p: Principal, key: str | None, body: Any, act: Callable[[], tuple[int, dict[str, Any]]]
-) -> dict[str, Any]:
-    _status, answer = run_once(s, p, key, body, act)
-    return answer

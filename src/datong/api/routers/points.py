@@ -7,7 +7,6 @@ API key, a store manager) acts at its own store; an agent manager at one of its 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
@@ -16,7 +15,7 @@ from fastapi import APIRouter, Header, Query
 from sqlalchemy import select
 
 from datong.api.deps import PrincipalDep, SessionDep
-from datong.api.idempotency import run_once
+from datong.api.idempotency import answer_once
 from datong.channels.records import OrderFields, OrderLineFields
 from datong.core.clock import utcnow
 from datong.core.errors import NotFound, ValidationFailed
@@ -102,7 +101,7 @@ def earn(
         )
         return 200, asdict(service.earn_for_order(s, program=program, order=order, actor=p.label, at=at))
 
-    return _once(s, p, idempotency_key, body.model_dump(mode="json"), act)
+    return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
 
 @router.post("/redeem")
@@ -142,7 +141,7 @@ def redeem(
         )
         return 200, _redemption_answer(result)
 
-    return _once(s, p, idempotency_key, body.model_dump(mode="json"), act)
+    return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
 
 @router.post("/holds/{hold_id}/confirm")
@@ -182,7 +181,7 @@ def _resolve(
         result = redemptions.resolve_hold(s, program=program, hold_id=hold_id, post=post, actor=p.label)
         return 200, _redemption_answer(result)
 
-    return _once(s, p, key, {"hold_id": hold_id, "post": post, **body.model_dump(mode="json")}, act)
+    return answer_once(s, p, key, {"hold_id": hold_id, "post": post, **body.model_dump(mode="json")}, act)
 
 
 @router.post("/refund")
@@ -214,7 +213,7 @@ def refund(
         result = refunds.refund_points(s, program=program, order=order, refund=row, actor=p.label)
         return 200, {**asdict(result), "order_status": order.status}
 
-    return _once(s, p, idempotency_key, body.model_dump(mode="json"), act)
+    return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
 
 @router.post("/adjust")
@@ -237,7 +236,7 @@ def adjust(
             "balance": spendable_points(s, account_id=member_account(s, program, member.id), at=utcnow()),
         }
 
-    return _once(s, p, idempotency_key, body.model_dump(mode="json"), act)
+    return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
 
 @router.get("/settlement")
@@ -263,11 +262,4 @@ def _redemption_answer(result: redemptions.Redemption) -> dict[str, Any]:
     answer["hold_expires_at"] = result.hold_expires_at.isoformat() if result.hold_expires_at else None
     if result.coupon_code is None:
         del answer["coupon_code"]  # a reward that is not a coupon, or points paid towards a sale
-    return answer
-
-
-def _once(
-    s: SessionDep, p: Principal, key: str | None, body: Any, act: Callable[[], tuple[int, dict[str, Any]]]
-) -> dict[str, Any]:
-    _status, answer = run_once(s, p, key, body, act)
     return answer
