@@ -37,26 +37,36 @@ def open_pending(*, tenant_id: str) -> Select[Transfer]:
 
 def account_totals(session: Session, account_id: str) -> Totals:
     """An account's four totals summed from its transfers: the ledger's truth."""
+    mine = (Transfer.debit_account_id == account_id) | (Transfer.credit_account_id == account_id)
+    return _summed_totals(session, mine).get(account_id, Totals(0, 0, 0, 0))
+
+
+def _summed_totals(session: Session, scope: ColumnElement[bool]) -> dict[str, Totals]:
+    """Every account's totals from the transfers in ``scope``, in four grouped sums: posted (or posted
+    later) on each side, and still-open pending on each side."""
     resolution = aliased(Transfer)
     still_open = ~select(resolution.id).where(resolution.pending_id == Transfer.id).exists()
     posted = Transfer.kind.in_((POSTED, POST_PENDING))
+    pending = (Transfer.kind == PENDING) & still_open
 
-    def total(side_column: InstrumentedAttribute[str], *conditions: ColumnElement[bool]) -> int:
-        return int(
-            session.scalar(
-                select(func.coalesce(func.sum(Transfer.amount), 0)).where(
-                    side_column == account_id, *conditions
-                )
-            )
-            or 0
+    def sums(side: InstrumentedAttribute[str], condition: ColumnElement[bool]) -> dict[str, int]:
+        rows = session.execute(select(side, func.sum(Transfer.amount)).where(scope, condition).group_by(side))
+        return {account_id: int(total) for account_id, total in rows}
+
+    debits_pending = sums(Transfer.debit_account_id, pending)
+    debits_posted = sums(Transfer.debit_account_id, posted)
+    credits_pending = sums(Transfer.credit_account_id, pending)
+    credits_posted = sums(Transfer.credit_account_id, posted)
+    ids = {*debits_pending, *debits_posted, *credits_pending, *credits_posted}
+    return {
+        account_id: Totals(
+            debits_pending.get(account_id, 0),
+            debits_posted.get(account_id, 0),
+            credits_pending.get(account_id, 0),
+            credits_posted.get(account_id, 0),
         )
-
-    return Totals(
-        debits_pending=total(Transfer.debit_account_id, Transfer.kind == PENDING, still_open),
-        debits_posted=total(Transfer.debit_account_id, posted),
-        credits_pending=total(Transfer.credit_account_id, Transfer.kind == PENDING, still_open),
-        credits_posted=total(Transfer.credit_account_id, posted),
-    )
+        for account_id in ids
+    }
 
 
 @dataclass(frozen=True)
@@ -70,25 +80,7 @@ def verify_ledger(session: Session, *, tenant_id: str) -> list[Discrepancy]:
     """Every account that keeps running totals, checked against its transfers; also that no limit is
     broken. An empty list means the ledger is consistent. Four grouped sums over the tenant's transfers,
     whatever the number of accounts."""
-    resolution = aliased(Transfer)
-    still_open = ~select(resolution.id).where(resolution.pending_id == Transfer.id).exists()
-    posted = Transfer.kind.in_((POSTED, POST_PENDING))
-    pending = (Transfer.kind == PENDING) & still_open
-
-    def sums(side: InstrumentedAttribute[str], condition: ColumnElement[bool]) -> dict[str, int]:
-        rows = session.execute(
-            select(side, func.sum(Transfer.amount))
-            .where(Transfer.tenant_id == tenant_id, condition)
-            .group_by(side)
-        )
-        return {account_id: int(total) for account_id, total in rows}
-
-    debits_posted, credits_posted = (
-        sums(Transfer.debit_account_id, posted),
-        sums(Transfer.credit_account_id, posted),
-    )
-    debits_pending = sums(Transfer.debit_account_id, pending)
-    credits_pending = sums(Transfer.credit_account_id, pending)
+    totals = _summed_totals(session, Transfer.tenant_id == tenant_id)
     wrong: list[Discrepancy] = []
     accounts = session.scalars(
         select(Account).where(
@@ -101,12 +93,7 @@ def verify_ledger(session: Session, *, tenant_id: str) -> list[Discrepancy]:
         kept = Totals(
             account.debits_pending, account.debits_posted, account.credits_pending, account.credits_posted
         )
-        summed = Totals(
-            debits_pending.get(account.id, 0),
-            debits_posted.get(account.id, 0),
-            credits_pending.get(account.id, 0),
-            credits_posted.get(account.id, 0),
-        )
+        summed = totals.get(account.id, Totals(0, 0, 0, 0))
         over = (
             account.debits_must_not_exceed_credits
             and summed.debits_posted + summed.debits_pending > summed.credits_posted
