@@ -169,8 +169,9 @@ def run_demo(*, workdir: Path, people: int, console: Console, port: int = 8000) 
 def _demo_points(rt: Runtime, tenant_id: str, console: Console) -> str | None:
     """Load the demo program, migrate the POS balances, earn for completed imported orders, and create an
     API key a POS would use. Returns the key's secret the first time, None when the demo was run before."""
+    from datong.jobs.points import run_in_batches
     from datong.loyalty.migration import migrate_balances
-    from datong.loyalty.programs import get_program, load_program
+    from datong.loyalty.programs import load_program
     from datong.loyalty.service import earn_completed_orders
     from datong.tenancy import rules
     from datong.tenancy.models import ApiKey
@@ -182,17 +183,18 @@ def _demo_points(rt: Runtime, tenant_id: str, console: Console) -> str | None:
     console.print(
         f"      points: {migrated.points:,} opening points migrated from {migrated.cards:,} POS cards"
     )
-    after: str | None = ""
-    orders = earned = 0
     with console.status("      points: earning for completed Tmall and JD orders") as status:
-        while after is not None:
-            with rt.db.unit_of_work() as s:
-                program = get_program(s, tenant_id=tenant_id)
-                after, count, points = earn_completed_orders(
-                    s, program=program, actor="system:demo", after_id=after
-                )
-            orders, earned = orders + count, earned + points
-            status.update(f"      points: earning for completed Tmall and JD orders ({orders:,} so far)")
+        _orders, earned = run_in_batches(
+            rt.db,
+            tenant_id=tenant_id,
+            program_code=None,
+            step=lambda s, prog, after: earn_completed_orders(
+                s, program=prog, actor="system:demo", after_id=after
+            ),
+            on_batch=lambda orders, _points: status.update(
+                f"      points: earning for completed Tmall and JD orders ({orders:,} so far)"
+            ),
+        )
     console.print(f"      points: {earned:,} earned by completed Tmall and JD orders")
     with rt.db.unit_of_work() as s:
         if s.scalar(select(ApiKey.id).where(ApiKey.tenant_id == tenant_id, ApiKey.name == "demo POS")):

@@ -91,26 +91,24 @@ def migrate_cmd(tenant: TenantOpt = None, program: ProgramOpt = None) -> None:
 def earn_orders_cmd(tenant: TenantOpt = None, program: ProgramOpt = None) -> None:
     """Earn for completed orders (imported Tmall and JD orders) that have not earned yet, and take back
     the points of orders a later export shows closed or refunded."""
+    from datong.jobs.points import run_in_batches
     from datong.loyalty.refunds import refund_closed_orders
     from datong.loyalty.service import earn_completed_orders
 
     rt, tid = _context(tenant)
-    after: str | None = ""
-    orders = points = 0
-    while after is not None:
-        with rt.db.unit_of_work() as s:
-            after, count, earned = earn_completed_orders(
-                s, program=_program(s, tid, program), actor=ACTOR, after_id=after
-            )
-        orders, points = orders + count, points + earned
+    orders, points = run_in_batches(
+        rt.db,
+        tenant_id=tid,
+        program_code=program,
+        step=lambda s, prog, after: earn_completed_orders(s, program=prog, actor=ACTOR, after_id=after),
+    )
     console.print(f"{orders} orders earned {points} points")
-    after, orders, points = "", 0, 0
-    while after is not None:
-        with rt.db.unit_of_work() as s:
-            after, count, clawed = refund_closed_orders(
-                s, program=_program(s, tid, program), actor=ACTOR, after_id=after
-            )
-        orders, points = orders + count, points + clawed
+    orders, points = run_in_batches(
+        rt.db,
+        tenant_id=tid,
+        program_code=program,
+        step=lambda s, prog, after: refund_closed_orders(s, program=prog, actor=ACTOR, after_id=after),
+    )
     console.print(f"{orders} closed or refunded orders gave back {points} points")
 
 
