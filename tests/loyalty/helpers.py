@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 from datong.channels.records import OrderFields, OrderLineFields
 from datong.core.db import Database
 from datong.ledger.queries import verify_ledger
+from datong.loyalty.lots import spendable_points
 from datong.loyalty.models import Program
-from datong.loyalty.programs import get_program, load_program
+from datong.loyalty.programs import get_program, load_program, member_account
 from datong.loyalty.queries import verify_lots
+from datong.loyalty.service import earn_for_order
 from datong.members.models import Member
 from datong.orders.models import Order
 from datong.orders.service import record_order
@@ -134,3 +136,33 @@ def assert_consistent(db: Database, world: PointsWorld) -> None:
     with db.reading() as s:
         assert verify_ledger(s, tenant_id=world.tenant_id) == []
         assert verify_lots(s, program=world.program(s)) == []
+
+
+def earn_points(
+    db: Database,
+    world: PointsWorld,
+    member: int,
+    order_no: str,
+    paid_fen: int,
+    *,
+    store: str | None = "D1",
+    channel: str = "pos",
+    total_fen: int | None = None,
+    lines: list[OrderLineFields] | None = None,
+    at: datetime = T0,
+    status: str = "completed",
+) -> int:
+    """Record a sale of member number ``member`` and earn for it; the points it earned."""
+    with db.unit_of_work() as s:
+        order = pos_order(
+            s, world, world.members[member], order_no, paid_fen, store=store, channel=channel,
+            total_fen=total_fen, lines=lines, at=at, status=status,
+        )  # fmt: skip
+        return earn_for_order(s, program=world.program(s), order=order, actor=ACTOR, at=at).points
+
+
+def balance(db: Database, world: PointsWorld, member: int, at: datetime = T0) -> int:
+    """Member number ``member``'s spendable points at ``at``."""
+    with db.reading() as s:
+        account_id = member_account(s, world.program(s), world.members[member])
+        return spendable_points(s, account_id=account_id, at=at)

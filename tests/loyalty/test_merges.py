@@ -10,21 +10,21 @@ from datong.core.crypto import Keyring
 from datong.core.db import Database
 from datong.ledger.models import Transfer
 from datong.loyalty import redemptions, refunds
-from datong.loyalty.lots import spendable_points
 from datong.loyalty.models import PointsLot
 from datong.loyalty.programs import member_account
 from datong.loyalty.queries import points_summary
 from datong.members.service import merge_members, unmerge
 from datong.orders.service import record_refund
-from tests.loyalty.helpers import ACTOR, T0, PointsWorld, assert_consistent, make_world, pos_order
-from tests.loyalty.test_points import _earn
-
-
-def _balance(db: Database, world: PointsWorld, member: int) -> int:
-    with db.reading() as s:
-        return spendable_points(
-            s, account_id=member_account(s, world.program(s), world.members[member]), at=T0
-        )
+from tests.loyalty.helpers import (
+    ACTOR,
+    T0,
+    PointsWorld,
+    assert_consistent,
+    balance,
+    earn_points,
+    make_world,
+    pos_order,
+)
 
 
 def _merge(db: Database, world: PointsWorld) -> str:
@@ -43,15 +43,15 @@ def _merge(db: Database, world: PointsWorld) -> str:
 
 def test_a_merge_moves_every_lot_with_its_issuer_and_expiry_and_voids_open_holds(database: Database) -> None:
     world = make_world(database)
-    _earn(database, world, 0, "A1", 10000, store="D1")  # 100, HQ's
-    _earn(database, world, 1, "B1", 20000, store="F1", at=T0 - timedelta(days=10))  # 200, the agent's
+    earn_points(database, world, 0, "A1", 10000, store="D1")  # 100, HQ's
+    earn_points(database, world, 1, "B1", 20000, store="F1", at=T0 - timedelta(days=10))  # 200, the agent's
     with database.unit_of_work() as s:
         held = redemptions.redeem_points(
             s, program=world.program(s), member_id=world.members[1], points=50, channel="pos",
             store_id=world.stores["D1"], hold=True, actor=ACTOR, at=T0,
         )  # fmt: skip
     _merge(database, world)
-    assert (_balance(database, world, 0), _balance(database, world, 1)) == (300, 0)
+    assert (balance(database, world, 0), balance(database, world, 1)) == (300, 0)
     with database.reading() as s:
         account = member_account(s, world.program(s), world.members[0])
         lots = s.scalars(
@@ -73,8 +73,8 @@ def test_a_refund_after_the_merge_claws_back_from_the_moved_lot_and_unmerge_move
     database: Database, keyring: Keyring
 ) -> None:
     world = make_world(database)
-    _earn(database, world, 0, "A1", 10000)  # 100
-    _earn(database, world, 1, "B1", 20000, at=T0 - timedelta(days=10))  # 200, expires first
+    earn_points(database, world, 0, "A1", 10000)  # 100
+    earn_points(database, world, 1, "B1", 20000, at=T0 - timedelta(days=10))  # 200, expires first
     merge_id = _merge(database, world)
     with database.unit_of_work() as s:
         spent = redemptions.redeem_points(
@@ -96,14 +96,14 @@ def test_a_refund_after_the_merge_claws_back_from_the_moved_lot_and_unmerge_move
             s, tenant_id=world.tenant_id, keyring=keyring, merge_id=merge_id, actor=ACTOR, reason="两个人"
         )
     # B's lot had 200: 120 spent and 80 clawed back while merged (with 20 from A's), so nothing goes back.
-    assert (_balance(database, world, 0), _balance(database, world, 1)) == (80, 0)
+    assert (balance(database, world, 0), balance(database, world, 1)) == (80, 0)
     assert_consistent(database, world)
 
 
 def test_unmerge_gives_back_what_is_left_of_the_moved_lots(database: Database, keyring: Keyring) -> None:
     world = make_world(database)
-    _earn(database, world, 0, "A1", 10000)  # 100
-    _earn(database, world, 1, "B1", 20000, at=T0 - timedelta(days=10))  # 200
+    earn_points(database, world, 0, "A1", 10000)  # 100
+    earn_points(database, world, 1, "B1", 20000, at=T0 - timedelta(days=10))  # 200
     merge_id = _merge(database, world)
     with database.unit_of_work() as s:
         redemptions.redeem_points(
@@ -114,7 +114,7 @@ def test_unmerge_gives_back_what_is_left_of_the_moved_lots(database: Database, k
         unmerge(
             s, tenant_id=world.tenant_id, keyring=keyring, merge_id=merge_id, actor=ACTOR, reason="两个人"
         )
-    assert (_balance(database, world, 0), _balance(database, world, 1)) == (100, 150)
+    assert (balance(database, world, 0), balance(database, world, 1)) == (100, 150)
     with database.reading() as s:
         codes = list(
             s.scalars(

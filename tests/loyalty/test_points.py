@@ -15,29 +15,21 @@ from datong.ledger.service import LimitExceeded
 from datong.loyalty import redemptions, refunds, service
 from datong.loyalty.clearing import settle
 from datong.loyalty.expiry import expire_points
-from datong.loyalty.lots import spendable_points
 from datong.loyalty.programs import member_account
 from datong.loyalty.queries import points_summary
 from datong.loyalty.tiers import current_tier, grant_birthday_bonus, review_tiers
 from datong.members.models import Member
 from datong.orders.service import record_refund
 from datong.tenancy.models import AuditEntry
-from tests.loyalty.helpers import ACTOR, T0, PointsWorld, assert_consistent, make_world, pos_order
-
-
-def _earn(db: Database, world: PointsWorld, member: int, order_no: str, paid_fen: int, **kw: object) -> int:
-    with db.unit_of_work() as s:
-        order = pos_order(s, world, world.members[member], order_no, paid_fen, **kw)  # type: ignore[arg-type]
-        return service.earn_for_order(
-            s, program=world.program(s), order=order, actor=ACTOR, at=kw.get("at", T0)
-        ).points  # type: ignore[arg-type]
-
-
-def _balance(db: Database, world: PointsWorld, member: int, at=T0) -> int:  # type: ignore[no-untyped-def]
-    with db.reading() as s:
-        return spendable_points(
-            s, account_id=member_account(s, world.program(s), world.members[member]), at=at
-        )
+from tests.loyalty.helpers import (
+    ACTOR,
+    T0,
+    assert_consistent,
+    balance,
+    earn_points,
+    make_world,
+    pos_order,
+)
 
 
 def test_a_sale_earns_by_line_category_rule_and_minimum_spend(database: Database) -> None:
@@ -47,7 +39,7 @@ def test_a_sale_earns_by_line_category_rule_and_minimum_spend(database: Database
         OrderLineFields("袜子", 2, sku="S2", category="socks", unit_price_fen=10000),
     ]
     # 600 yuan paid: shoes 400 × 2 = 800, socks 200 × 1 = 200, bonus 50 for ≥ 500 yuan.
-    assert _earn(database, world, 0, "P1", 60000, lines=lines) == 1050
+    assert earn_points(database, world, 0, "P1", 60000, lines=lines) == 1050
     with database.reading() as s:
         codes = dict(
             s.execute(
@@ -57,24 +49,24 @@ def test_a_sale_earns_by_line_category_rule_and_minimum_spend(database: Database
             ).all()
         )
     assert codes == {"earn_purchase": 1000, "earn_bonus": 50}
-    assert _balance(database, world, 0) == 1050
+    assert balance(database, world, 0) == 1050
     assert_consistent(database, world)
 
 
 def test_an_order_earns_once_and_an_unfinished_one_not_yet(database: Database) -> None:
     world = make_world(database)
-    assert _earn(database, world, 0, "P1", 12345) == 123
-    assert _earn(database, world, 0, "P1", 12345) == 123  # the first earning, again
-    assert _earn(database, world, 0, "M1", 20000, channel="miniprogram", store=None, status="paid") == 0
-    assert _balance(database, world, 0) == 123
-    assert _earn(database, world, 0, "M1", 20000, channel="miniprogram", store=None) == 200
-    assert _balance(database, world, 0) == 323
+    assert earn_points(database, world, 0, "P1", 12345) == 123
+    assert earn_points(database, world, 0, "P1", 12345) == 123  # the first earning, again
+    assert earn_points(database, world, 0, "M1", 20000, channel="miniprogram", store=None, status="paid") == 0
+    assert balance(database, world, 0) == 123
+    assert earn_points(database, world, 0, "M1", 20000, channel="miniprogram", store=None) == 200
+    assert balance(database, world, 0) == 323
 
 
 def test_redeem_takes_soonest_expiring_lots_first_and_never_below_zero(database: Database) -> None:
     world = make_world(database)
-    _earn(database, world, 0, "P1", 10000, at=T0)  # 100, expires T0 + 12 months
-    _earn(database, world, 0, "P2", 20000, at=T0 + timedelta(days=30), store="F1")  # 200, a month later
+    earn_points(database, world, 0, "P1", 10000, at=T0)  # 100, expires T0 + 12 months
+    earn_points(database, world, 0, "P2", 20000, at=T0 + timedelta(days=30), store="F1")  # 200, a month later
     with database.unit_of_work() as s:
         r = redemptions.redeem_points(
             s,
@@ -99,13 +91,13 @@ def test_redeem_takes_soonest_expiring_lots_first_and_never_below_zero(database:
             actor=ACTOR,
             at=T0 + timedelta(days=31),
         )
-    assert _balance(database, world, 0, T0 + timedelta(days=31)) == 150
+    assert balance(database, world, 0, T0 + timedelta(days=31)) == 150
     assert_consistent(database, world)
 
 
 def test_hold_then_confirm_or_void_and_a_hold_times_out(database: Database) -> None:
     world = make_world(database)
-    _earn(database, world, 0, "P1", 50000)  # 500 + 50 bonus
+    earn_points(database, world, 0, "P1", 50000)  # 500 + 50 bonus
     at = T0 + timedelta(hours=1)
     with database.unit_of_work() as s:
         held = redemptions.redeem_points(
@@ -120,7 +112,7 @@ def test_hold_then_confirm_or_void_and_a_hold_times_out(database: Database) -> N
             at=at,
         )
     assert held.status == "held" and held.hold_expires_at == at + timedelta(seconds=600)
-    assert _balance(database, world, 0, at) == 250
+    assert balance(database, world, 0, at) == 250
     with database.unit_of_work() as s:
         assert (
             redemptions.resolve_hold(
@@ -137,7 +129,7 @@ def test_hold_then_confirm_or_void_and_a_hold_times_out(database: Database) -> N
         )
     with database.unit_of_work() as s, pytest.raises(Conflict):
         redemptions.resolve_hold(s, program=world.program(s), hold_id=held.id, post=False, actor=ACTOR, at=at)
-    assert _balance(database, world, 0, at) == 250
+    assert balance(database, world, 0, at) == 250
     with database.unit_of_work() as s:
         second = redemptions.redeem_points(
             s,
@@ -155,16 +147,16 @@ def test_hold_then_confirm_or_void_and_a_hold_times_out(database: Database) -> N
         redemptions.resolve_hold(
             s, program=world.program(s), hold_id=second.id, post=True, actor=ACTOR, at=late
         )
-    assert _balance(database, world, 0, late) == 50
+    assert balance(database, world, 0, late) == 50
     with database.unit_of_work() as s:
         assert redemptions.void_timed_out_holds(s, program=world.program(s), at=late) == 1
-    assert _balance(database, world, 0, late) == 250
+    assert balance(database, world, 0, late) == 250
     assert_consistent(database, world)
 
 
 def test_refunds_claw_back_earned_and_give_back_spent_in_proportion(database: Database) -> None:
     world = make_world(database)
-    _earn(database, world, 0, "P0", 30000)  # 300 to spend
+    earn_points(database, world, 0, "P0", 30000)  # 300 to spend
     with database.unit_of_work() as s:
         redemptions.redeem_points(
             s,
@@ -178,8 +170,8 @@ def test_refunds_claw_back_earned_and_give_back_spent_in_proportion(database: Da
             at=T0,
         )
     # P1: total 1000 yuan, 2 yuan paid in points (200 points), 998 yuan in money → 998 + 50 bonus.
-    assert _earn(database, world, 0, "P1", 99800, total_fen=100000) == 1048
-    assert _balance(database, world, 0) == 100 + 1048
+    assert earn_points(database, world, 0, "P1", 99800, total_fen=100000) == 1048
+    assert balance(database, world, 0) == 100 + 1048
     with database.unit_of_work() as s:
         order = pos_order(s, world, world.members[0], "P1", 99800, total_fen=100000)
         refund, _ = record_refund(
@@ -199,13 +191,13 @@ def test_refunds_claw_back_earned_and_give_back_spent_in_proportion(database: Da
         )
         assert order.status == "refunded"
     assert (rest.clawed_back, rest.given_back, rest.shortfall) == (786, 150, 0)
-    assert _balance(database, world, 0) == 300  # back where the member started
+    assert balance(database, world, 0) == 300  # back where the member started
     assert_consistent(database, world)
 
 
 def test_a_refund_never_takes_a_balance_below_zero(database: Database) -> None:
     world = make_world(database)
-    _earn(database, world, 0, "P1", 40000)
+    earn_points(database, world, 0, "P1", 40000)
     with database.unit_of_work() as s:
         redemptions.redeem_points(
             s,
@@ -225,7 +217,7 @@ def test_a_refund_never_takes_a_balance_below_zero(database: Database) -> None:
             s, program=world.program(s), order=order, refund=refund, actor=ACTOR, at=T0
         )
     assert (result.clawed_back, result.shortfall) == (50, 350)
-    assert _balance(database, world, 0) == 0
+    assert balance(database, world, 0) == 0
     assert_consistent(database, world)
 
 
@@ -236,7 +228,7 @@ def test_adjustment_needs_a_reason_and_is_audited(database: Database) -> None:
             s, program=world.program(s), member_id=world.members[0], points=10, reason=" ", actor=ACTOR
         )
     assert err.value.field == "reason"
-    assert _balance(database, world, 0) == 0
+    assert balance(database, world, 0) == 0
     with database.unit_of_work() as s:
         service.adjust_points(
             s,
@@ -256,7 +248,7 @@ def test_adjustment_needs_a_reason_and_is_audited(database: Database) -> None:
             actor=ACTOR,
             at=T0,
         )
-    assert _balance(database, world, 0) == 50
+    assert balance(database, world, 0) == 50
     with database.reading() as s:
         notes = list(
             s.scalars(
@@ -268,7 +260,7 @@ def test_adjustment_needs_a_reason_and_is_audited(database: Database) -> None:
 
 def test_expiry_sweeps_what_is_left_to_the_issuers_breakage(database: Database) -> None:
     world = make_world(database)
-    _earn(database, world, 0, "P1", 10000, at=T0, store="F1")  # expires end of 2027-03-10, China time
+    earn_points(database, world, 0, "P1", 10000, at=T0, store="F1")  # expires end of 2027-03-10, China time
     with database.unit_of_work() as s:
         redemptions.redeem_points(
             s,
@@ -297,7 +289,7 @@ def test_expiry_sweeps_what_is_left_to_the_issuers_breakage(database: Database) 
         from datong.ledger.models import Account
 
         assert s.get(Account, breakage).holder == world.party("F1")  # type: ignore[union-attr]
-    assert _balance(database, world, 0, before) == 0
+    assert balance(database, world, 0, before) == 0
     assert_consistent(database, world)
 
 
@@ -305,13 +297,13 @@ def test_tiers_upgrade_at_once_and_downgrade_only_at_review(database: Database) 
     world = make_world(database)
     with database.reading() as s:  # no tier before the first earning: the entry tier's benefits apply
         assert current_tier(s, program=world.program(s), member_id=world.members[0]) is None
-    _earn(database, world, 0, "P1", 60000, at=T0)  # 650 with the bonus: silver
+    earn_points(database, world, 0, "P1", 60000, at=T0)  # 650 with the bonus: silver
     with database.reading() as s:
         assert current_tier(s, program=world.program(s), member_id=world.members[0]).tier_code == "silver"  # type: ignore[union-attr]
-    _earn(database, world, 0, "P2", 40000, at=T0 + timedelta(days=1))  # 1050 in 12 months: gold
+    earn_points(database, world, 0, "P2", 40000, at=T0 + timedelta(days=1))  # 1050 in 12 months: gold
     with database.reading() as s:
         assert current_tier(s, program=world.program(s), member_id=world.members[0]).tier_code == "gold"  # type: ignore[union-attr]
-    assert _earn(database, world, 0, "P3", 10000, at=T0 + timedelta(days=2)) == 150  # gold earns × 1.5
+    assert earn_points(database, world, 0, "P3", 10000, at=T0 + timedelta(days=2)) == 150  # gold earns × 1.5
     with database.unit_of_work() as s:
         result = review_tiers(s, program=world.program(s), at=T0 + timedelta(days=400))
     assert (result.reviewed, result.downgraded) == (1, 1)
@@ -327,13 +319,13 @@ def test_birthday_bonus_once_a_year_from_the_tier(database: Database) -> None:
         assert grant_birthday_bonus(s, program=world.program(s), on=date(2026, 11, 23)) == 1
     with database.unit_of_work() as s:
         assert grant_birthday_bonus(s, program=world.program(s), on=date(2026, 11, 23)) == 0
-    assert _balance(database, world, 1, T0 + timedelta(days=300)) == 50
+    assert balance(database, world, 1, T0 + timedelta(days=300)) == 50
 
 
 def test_clearing_says_who_owes_whom(database: Database) -> None:
     world = make_world(database)
-    _earn(database, world, 0, "P1", 10000, store="D1", at=T0)  # HQ issues 100
-    _earn(database, world, 1, "P2", 20000, store="F1", at=T0)  # the agent issues 200
+    earn_points(database, world, 0, "P1", 10000, store="D1", at=T0)  # HQ issues 100
+    earn_points(database, world, 1, "P2", 20000, store="F1", at=T0)  # the agent issues 200
     with database.unit_of_work() as s:
         program = world.program(s)
         redemptions.redeem_points(
@@ -379,7 +371,7 @@ def test_the_checks_find_a_running_total_or_a_lot_that_disagrees_with_the_transf
     from datong.loyalty.queries import verify_lots
 
     world = make_world(database)
-    _earn(database, world, 0, "P1", 10000)
+    earn_points(database, world, 0, "P1", 10000)
     with database.unit_of_work() as s:
         account_id = member_account(s, world.program(s), world.members[0])
         s.execute(
@@ -405,11 +397,11 @@ def test_tiers_on_a_spend_basis_count_money_less_refunds(database: Database) -> 
         {**t, "threshold": 0 if t["code"] == "silver" else 100000} for t in PROGRAM["tiers"]
     ]
     world = make_world(database, program=spend_program)
-    _earn(database, world, 0, "P1", 60000, at=T0)
-    _earn(database, world, 0, "P2", 30000, at=T0)  # 900 yuan in 12 months: still silver
+    earn_points(database, world, 0, "P1", 60000, at=T0)
+    earn_points(database, world, 0, "P2", 30000, at=T0)  # 900 yuan in 12 months: still silver
     with database.reading() as s:
         assert current_tier(s, program=world.program(s), member_id=world.members[0]).tier_code == "silver"  # type: ignore[union-attr]
-    _earn(database, world, 0, "P3", 10000, at=T0)  # 1000 yuan: gold at once
+    earn_points(database, world, 0, "P3", 10000, at=T0)  # 1000 yuan: gold at once
     with database.reading() as s:
         assert current_tier(s, program=world.program(s), member_id=world.members[0]).tier_code == "gold"  # type: ignore[union-attr]
     with database.unit_of_work() as s:  # 100 yuan comes back: at the review, 900 yuan is silver again
@@ -439,7 +431,7 @@ def test_points_buy_a_coupon_in_one_step_and_both_or_neither_happen(database: Da
             "coupon_template": "C10",
         }
         load_program(s, tenant_id=world.tenant_id, data={**PROGRAM, "rewards": [reward]}, actor=ACTOR)
-    _earn(database, world, 0, "P1", 50000)  # 550
+    earn_points(database, world, 0, "P1", 50000)  # 550
     with database.unit_of_work() as s:
         bought = redemptions.redeem_points(
             s, program=world.program(s), member_id=world.members[0], points=None, reward_code="c10",
@@ -452,7 +444,7 @@ def test_points_buy_a_coupon_in_one_step_and_both_or_neither_happen(database: Da
             channel="miniprogram", store_id=None, actor=ACTOR, at=T0,
         )  # fmt: skip
     assert err.value.field == "template"
-    assert _balance(database, world, 0) == 350  # the points of the refused exchange were not taken
+    assert balance(database, world, 0) == 350  # the points of the refused exchange were not taken
     with database.reading() as s:
         assert s.scalar(select(Coupon.code).where(Coupon.member_id == world.members[0])) == bought.coupon_code
     bad = {**PROGRAM, "rewards": [{**reward, "coupon_template": "NOPE"}]}
