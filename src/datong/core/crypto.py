@@ -57,6 +57,7 @@ class Keyring:
     previous: bytes | None = None
     _aead: dict[tuple[bytes, str], AESGCM] = field(default_factory=dict, repr=False)
     _index: dict[str, bytes] = field(default_factory=dict, repr=False)
+    _macs: dict[tuple[str, str], bytes] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keyring:
@@ -115,6 +116,14 @@ class Keyring:
                 )
                 return plain.decode("utf-8")
         raise ConfigurationError("ciphertext was sealed with a key this deployment does not have")
+
+    def sign(self, text: str, *, tenant_id: str, purpose: str) -> str:
+        """A keyed MAC (hex) of ``text`` for one purpose, e.g. a coupon's short-lived code: each purpose
+        and brand has its own key, so one signature is never valid for another use."""
+        key = self._macs.get((purpose, tenant_id))
+        if key is None:
+            key = self._macs[(purpose, tenant_id)] = _derive(self.master, f"mac:{purpose}", tenant_id)
+        return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
     def blind_index(self, value: str, *, tenant_id: str, kind: str) -> str:
         """A keyed hash for exact lookup. ``kind`` keeps a phone and an ID number with equal digits apart."""
