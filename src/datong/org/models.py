@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -62,6 +64,8 @@ class Guide(Base, TenantScoped, Timestamped):
     name: Mapped[str] = mapped_column(String(120))
     store_id: Mapped[str] = mapped_column(String(32), ForeignKey("store.id"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
+    level: Mapped[str] = mapped_column(String(16), default="standard")  # commission rules may depend on it
+    left_at: Mapped[datetime | None] = mapped_column()  # set when the guide leaves and hands members over
 
 
 class Shop(Base, TenantScoped, Timestamped):
