@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import importlib
 
-DOMAINS_WITH_MODELS = ("tenancy", "org", "members", "channels", "orders", "ledger", "loyalty", "coupons", "guides")
+DOMAINS_WITH_MODELS = (
+    "tenancy",
+    "org",
+    "members",
+    "channels",
+    "orders",
+    "ledger",
+    "loyalty",
+    "coupons",
+    "guides",
+)
 
 
 def load_models() -> None:

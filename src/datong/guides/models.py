@@ -99,3 +99,23 @@ class Attribution(Base, TenantScoped, Timestamped):
     window_days: Mapped[int | None] = mapped_column()
     at: Mapped[datetime] = mapped_column()  # when the order was placed
     amount_fen: Mapped[int] = mapped_column()
+
+
+class CommissionDispute(Base, TenantScoped, Timestamped):
+    """A guide (or their store) disputes a commission figure; resolved by a manual adjustment or rejected,
+    with the reason. The adjustment itself is a ledger transfer, audited."""
+
+    __tablename__ = "guide_commission_dispute"
+    __table_args__ = (Index("ix_guide_commission_dispute_guide", "tenant_id", "guide_id", "period"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("cdp"))
+    guide_id: Mapped[str] = mapped_column(String(32), ForeignKey("guide.id"))
+    period: Mapped[str] = mapped_column(String(7))  # 2026-10
+    order_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("sales_order.id"))
+    claim: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))  # open | adjusted | rejected
+    resolution: Mapped[str | None] = mapped_column(String(500))
+    transfer_id: Mapped[str | None] = mapped_column(String(32))
+    raised_by: Mapped[str] = mapped_column(String(64))
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column()

@@ -53,15 +53,20 @@ class Refs:
 def ensure_ledger(session: Session, *, tenant_id: str, code: str, unit: str, name: str) -> Ledger:
     if unit not in UNITS:
         raise ValidationFailed(f"unit must be one of {', '.join(UNITS)}", field="unit")
-    found = session.scalar(select(Ledger).where(Ledger.tenant_id == tenant_id, Ledger.code == code))
-    if found is not None:
-        if found.unit != unit:
-            raise Conflict(f"ledger {code} counts in {found.unit}, not {unit}", field="unit")
-        return found
-    ledger = Ledger(id=new_id("ldg"), tenant_id=tenant_id, code=code, unit=unit, name=name)
-    session.add(ledger)
-    session.flush()
-    return ledger
+    query = select(Ledger).where(Ledger.tenant_id == tenant_id, Ledger.code == code)
+    found = session.scalar(query)
+    if found is None:
+        # Insert-or-nothing: two requests opening the ledger at once both read the one row.
+        session.execute(
+            upsert_insert(session, Ledger)
+            .values(id=new_id("ldg"), tenant_id=tenant_id, code=code, unit=unit, name=name)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "code"])
+        )
+        found = session.scalar(query)
+        assert found is not None
+    if found.unit != unit:
+        raise Conflict(f"ledger {code} counts in {found.unit}, not {unit}", field="unit")
+    return found
 
 
 def ensure_account(

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Row, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
+from datong.core.clock import month_bounds
 from datong.ledger.models import POST_PENDING, POSTED, Account, Transfer
 from datong.loyalty.models import PointsLot, Program
-from datong.loyalty.rules import month_bounds
 
 
 @dataclass

@@ -159,15 +159,3 @@ def proportional_target(total: int, refunded_fen: int, order_total_fen: int) -> 
     if order_total_fen <= 0 or refunded_fen >= order_total_fen:
         return total
     return total * refunded_fen // order_total_fen
-
-
-def month_bounds(period: str) -> tuple[datetime, datetime]:
-    """``2026-10`` → the month in China time, as [start, end)."""
-    try:
-        year_text, month_text = period.split("-")
-        year, month = int(year_text), int(month_text)
-        start = datetime(year, month, 1, tzinfo=CHINA_TZ)
-    except ValueError:
-        raise ValueError("a period is a month written YYYY-MM, e.g. 2026-10") from None
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=CHINA_TZ)
-    return start, end

@@ -1,8 +1,8 @@
-"""Guides: QR codes with scenes, touches, exclusive-guide binding history, order attribution; guide level.
+"""Guides: QR codes, touches, binding history, order attribution, commission disputes; guide level.
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-23 17:51:45.103799
+Create Date: 2026-11-23 17:54:03.105576
 """
 
 from __future__ import annotations
@@ -144,6 +144,37 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_guide_binding_change_tenant_id"), ["tenant_id"], unique=False)
 
+    op.create_table(
+        "guide_commission_dispute",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("guide_id", sa.String(length=32), nullable=False),
+        sa.Column("period", sa.String(length=7), nullable=False),
+        sa.Column("order_id", sa.String(length=32), nullable=True),
+        sa.Column("claim", sa.String(length=500), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("resolution", sa.String(length=500), nullable=True),
+        sa.Column("transfer_id", sa.String(length=32), nullable=True),
+        sa.Column("raised_by", sa.String(length=64), nullable=False),
+        sa.Column("resolved_by", sa.String(length=64), nullable=True),
+        sa.Column("resolved_at", datong.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("tenant_id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", datong.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["guide_id"], ["guide.id"], name=op.f("fk_guide_commission_dispute_guide_id_guide")
+        ),
+        sa.ForeignKeyConstraint(
+            ["order_id"], ["sales_order.id"], name=op.f("fk_guide_commission_dispute_order_id_sales_order")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_guide_commission_dispute")),
+    )
+    with op.batch_alter_table("guide_commission_dispute", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_guide_commission_dispute_guide", ["tenant_id", "guide_id", "period"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_guide_commission_dispute_tenant_id"), ["tenant_id"], unique=False
+        )
+
     with op.batch_alter_table("guide", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("level", sa.String(length=16), nullable=False, server_default="standard")
@@ -159,6 +190,11 @@ def downgrade() -> None:
         batch_op.drop_column("left_at")
         batch_op.drop_column("level")
 
+    with op.batch_alter_table("guide_commission_dispute", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_guide_commission_dispute_tenant_id"))
+        batch_op.drop_index("ix_guide_commission_dispute_guide")
+
+    op.drop_table("guide_commission_dispute")
     with op.batch_alter_table("guide_binding_change", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_guide_binding_change_tenant_id"))
         batch_op.drop_index("ix_guide_binding_change_member")
