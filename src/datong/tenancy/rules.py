@@ -32,6 +32,9 @@ POINTS_SETTLE = "points:settle"  # clearing between owners
 COUPONS_READ = "coupons:read"  # a member's coupons
 COUPONS_WRITE = "coupons:write"  # issue, validate, redeem (核销), reverse: what a POS does
 COUPONS_ADMIN = "coupons:admin"  # templates
+GUIDES_READ = "guides:read"  # QR codes, KPIs, commission statements (scoped to the caller's guides)
+GUIDES_WRITE = "guides:write"  # make QR codes, record a touch (a link or coupon a guide sent)
+GUIDES_ADMIN = "guides:admin"  # assign members, hand over a leaving guide's members, commission adjustments
 SCOPES = (
     MEMBERS_READ,
     MEMBERS_WRITE,
@@ -52,6 +55,9 @@ SCOPES = (
     COUPONS_READ,
     COUPONS_WRITE,
     COUPONS_ADMIN,
+    GUIDES_READ,
+    GUIDES_WRITE,
+    GUIDES_ADMIN,
 )
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -71,15 +77,38 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             COUPONS_READ,
             COUPONS_WRITE,
             COUPONS_ADMIN,
+            GUIDES_READ,
+            GUIDES_WRITE,
+            GUIDES_ADMIN,
         }
     ),
     AGENT_MANAGER: frozenset(
-        {MEMBERS_READ, MEMBERS_WRITE, ORG_READ, POINTS_READ, POINTS_WRITE, COUPONS_READ, COUPONS_WRITE}
+        {
+            MEMBERS_READ,
+            MEMBERS_WRITE,
+            ORG_READ,
+            POINTS_READ,
+            POINTS_WRITE,
+            COUPONS_READ,
+            COUPONS_WRITE,
+            GUIDES_READ,
+            GUIDES_WRITE,
+        }
     ),
     STORE_MANAGER: frozenset(
-        {MEMBERS_READ, MEMBERS_WRITE, ORG_READ, POINTS_READ, POINTS_WRITE, COUPONS_READ, COUPONS_WRITE}
+        {
+            MEMBERS_READ,
+            MEMBERS_WRITE,
+            ORG_READ,
+            POINTS_READ,
+            POINTS_WRITE,
+            COUPONS_READ,
+            COUPONS_WRITE,
+            GUIDES_READ,
+            GUIDES_WRITE,
+        }
     ),
-    GUIDE: frozenset({MEMBERS_READ, ORG_READ, POINTS_READ, COUPONS_READ}),
+    GUIDE: frozenset({MEMBERS_READ, ORG_READ, POINTS_READ, COUPONS_READ, GUIDES_READ, GUIDES_WRITE}),
 }
 
 
