@@ -14,6 +14,9 @@ DOMAINS_WITH_MODELS = (
     "loyalty",
     "coupons",
     "guides",
+    "channels.wechat",
+    "events",
+    "jobs",
 )
 
 
