@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import tempfile
+import time
+from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
-from datong.coupons.models import Coupon, CouponRedemption
+from datong.core.clock import utcnow
+from datong.coupons import service as coupons_service
+from datong.coupons.bulk import run_bulk_issue
+from datong.coupons.models import Coupon, CouponAllocation, CouponRedemption, CouponTemplate
 from tests.api.conftest import (
     AWAY,
+    CALLERS,
     COUPON_TEMPLATE,
+    STORE_CODES,
     WORLD_COUPON_ORDER_FEN,
+    Brand,
     World,
     instant,
 )
@@ -22,7 +36,9 @@ from tests.api.matrix import (
     POINTS_TARGETS,
     SEES_AWAY,
     SEES_MEMBERS,
+    SEES_OWN_BRAND,
     UNKNOWN_CODE,
+    UNKNOWN_MEMBER,
     UNKNOWN_REDEMPTION,
     Endpoint,
     Shopper,
@@ -113,6 +129,8 @@ def call_coupon_template(w: World, caller: str, _: str, ok: bool) -> httpx.Respo
             "online": True,
             "offline": True,
             "store_codes": ["A1", "A2"],
+            "region_codes": [],
+            "agent_codes": [],
             "skus": [],
             "categories": [],
             "exclusive": False,
@@ -124,6 +142,7 @@ def call_coupon_template(w: World, caller: str, _: str, ok: bool) -> httpx.Respo
             "total_quantity": 100,
             "issued_count": 0,
             "per_member_limit": None,
+            "per_day_limit": None,
             "restore_on_refund": True,
             "active": True,
         }
@@ -276,6 +295,220 @@ def call_coupon_reverse(w: World, caller: str, target: str, ok: bool) -> httpx.R
     return response
 
 
+# --- allocations, bulk issuing, reports ---------------------------------------------------------------
+
+TEMPLATE_TARGETS = ("welcome", "unknown")  # the world's template (each brand has its own), and no such code
+SEES_TEMPLATE: Mapping[str, frozenset[str]] = {caller: frozenset({"welcome"}) for caller in CALLERS}
+UNKNOWN_COUPON_BATCH = "cib_00000000000000000000000000"
+# The stores whose rows a caller sees in a store report (brand 2's administrator: all of brand 2's).
+REPORT_STORES: Mapping[str, frozenset[str]] = {
+    "hq_admin": frozenset(STORE_CODES),
+    "hq_operator": frozenset(STORE_CODES),
+    "pos_key": frozenset(STORE_CODES),
+    "agent_manager": frozenset({"A1", "A2"}),
+    "store_manager": frozenset({"A1"}),
+    "store_key": frozenset({"D1"}),
+    "guide": frozenset(),
+    "other_brand_admin": frozenset(STORE_CODES),
+}
+_BATCHES: dict[int, dict[str, str]] = {}  # id(world) → brand label → a finished batch with one bad row
+
+
+def wait_for_batch(w: World, caller: str, batch_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    """A bulk issue runs after its upload answers: its state once it is no longer running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = w.client.get(
+            f"/api/v1/coupons/batches/{batch_id}", headers=w.auth(caller)
+        ).json()
+        if body["status"] != "running":
+            return body
+        assert time.monotonic() < deadline, f"coupon batch {batch_id} still running after {timeout}s"
+        time.sleep(0.02)
+
+
+def _world_batches(w: World, *, create: bool) -> dict[str, str]:
+    """A finished bulk issue in each brand (one coupon of "welcome", one row of an unknown member),
+    made by the first successful call that needs one. A refused call only uses them: run alone, before
+    any was made, it names an unknown batch, which is refused the same way and changes nothing either."""
+    made = _BATCHES.get(id(w))
+    if made is None and create:
+        made = _BATCHES[id(w)] = {}
+        for label, brand in (("b1", w.b1), ("b2", w.b2)):
+            member_id = w.fresh_member(brand, store="A1")
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "list.csv"
+                path.write_text(f"member_id\n{member_id}\nmem_nobody\n", encoding="utf-8")
+                batch = run_bulk_issue(
+                    w.db,
+                    w.keyring,
+                    tenant_id=brand.tenant_id,
+                    template_code="welcome",
+                    path=path,
+                    actor="system:test",
+                )
+            assert (batch.rows_issued, batch.rows_failed) == (1, 1)
+            made[label] = batch.id
+    return made or {}
+
+
+def _batch_target(w: World, target: str, ok: bool) -> str:
+    made = _world_batches(w, create=ok)
+    return {"own": made.get("b1"), "other_brand": made.get("b2")}.get(target) or UNKNOWN_COUPON_BATCH
+
+
+def call_coupon_allocation(w: World, caller: str, _: str, ok: bool) -> httpx.Response:
+    code = COUPON_TEMPLATE["code"]
+    if ok:  # a template of its own: the world's "welcome" has no allocations, and keeps none
+        brand = w.brand_of(caller)
+        code = f"T-{w.fresh_card()}"
+        with w.db.unit_of_work() as s:
+            coupons_service.create_template(
+                s, tenant_id=brand.tenant_id, actor="system:test", code=code, name="x", kind="cash_off",
+                amount_fen=100, valid_days=7, total_quantity=100,
+            )  # fmt: skip
+    response: httpx.Response = w.client.put(
+        f"/api/v1/coupons/templates/{code}/allocations/A1", json={"quantity": 10}, headers=w.auth(caller)
+    )
+    if ok:
+        assert response.json() == {"template": code, "store_code": "A1", "quantity": 10, "issued": 0}
+        with w.db.reading() as s:
+            [allocation] = s.scalars(
+                select(CouponAllocation).join(CouponTemplate).where(CouponTemplate.code == code)
+            )
+            assert (allocation.store_id, allocation.quantity) == (brand.stores["A1"], 10)
+        assert w.audit_actions(brand.tenant_id, allocation.template_id)[-1] == "coupon.allocation_set"
+    return response
+
+
+def call_coupon_upload(w: World, caller: str, _: str, ok: bool) -> httpx.Response:
+    member_id = w.fresh_member(w.brand_of(caller), store="A1") if ok else UNKNOWN_MEMBER
+    response: httpx.Response = w.client.post(
+        "/api/v1/coupons/batches",
+        data={"template": COUPON_TEMPLATE["code"]},
+        files={"file": (f"{w.fresh_card()}.csv", f"member_id\n{member_id}\n".encode(), "text/csv")},
+        headers=w.auth(caller),
+    )
+    if ok:
+        done = wait_for_batch(w, caller, response.json()["id"])
+        assert (done["status"], done["rows_issued"], done["rows_failed"]) == ("done", 1, 0)
+        [coupon] = w.coupons_of(member_id)
+        assert (coupon.source, coupon.issue_key) == ("bulk", f"bulk:{done['id']}:1")
+    return response
+
+
+def call_coupon_batch(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    batch_id = _batch_target(w, target, ok)
+    response: httpx.Response = w.client.get(f"/api/v1/coupons/batches/{batch_id}", headers=w.auth(caller))
+    if ok:
+        body = response.json()
+        assert (body["id"], body["template"], body["status"]) == (batch_id, "welcome", "done")
+        assert (body["rows_seen"], body["rows_issued"], body["rows_already"], body["rows_failed"]) == (
+            2,
+            1,
+            0,
+            1,
+        )
+    return response
+
+
+def call_coupon_batch_errors(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    batch_id = _batch_target(w, target, ok)
+    response: httpx.Response = w.client.get(
+        f"/api/v1/coupons/batches/{batch_id}/errors", headers=w.auth(caller)
+    )
+    if ok:
+        rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+        assert rows == [
+            ["row_no", "field", "reason", "row"],
+            ["2", "member_id", "no member mem_nobody", "mem_nobody"],
+        ]
+        assert w.audit_actions(w.brand_of(caller).tenant_id, batch_id)[-1] == "coupon.bulk_errors_export"
+    return response
+
+
+def _welcome_code(target: str) -> str:
+    return COUPON_TEMPLATE["code"] if target == "welcome" else "no-such-template"
+
+
+def _welcome_figures(w: World, brand: Brand) -> tuple[int, int, int]:
+    """(issued, redeemed and not reversed, the GMV of their orders) of the brand's "welcome", counted
+    here by hand (every redemption in the world is on an order of its own)."""
+    with w.db.reading() as s:
+        template_id = s.scalar(
+            select(CouponTemplate.id).where(
+                CouponTemplate.tenant_id == brand.tenant_id, CouponTemplate.code == COUPON_TEMPLATE["code"]
+            )
+        )
+        issued = s.scalar(select(func.count()).select_from(Coupon).where(Coupon.template_id == template_id))
+        redeemed, gmv = s.execute(
+            select(func.count(), func.coalesce(func.sum(CouponRedemption.order_fen), 0))
+            .join(Coupon, Coupon.id == CouponRedemption.coupon_id)
+            .where(Coupon.template_id == template_id, CouponRedemption.reversed_at.is_(None))
+        ).one()
+    return int(issued or 0), int(redeemed), int(gmv)
+
+
+def call_coupon_report(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    response: httpx.Response = w.client.get(
+        f"/api/v1/coupons/templates/{_welcome_code(target)}/report", headers=w.auth(caller)
+    )
+    if ok:
+        issued, redeemed, gmv = _welcome_figures(w, w.brand_of(caller))
+        body = response.json()
+        assert body["since"] is None and instant(body["until"]) <= utcnow()
+        assert (body["template"], body["name"], body["issued"], body["redeemed"], body["expired"]) == (
+            COUPON_TEMPLATE["code"],
+            COUPON_TEMPLATE["name"],
+            issued,
+            redeemed,
+            0,
+        )
+        assert (body["redemption_rate"], body["gmv_fen"], body["average_with_fen"]) == (
+            round(redeemed / issued, 4),
+            gmv,
+            round(gmv / redeemed),
+        )
+    return response
+
+
+def call_coupon_store_report(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
+    response: httpx.Response = w.client.get(
+        f"/api/v1/coupons/templates/{_welcome_code(target)}/stores", headers=w.auth(caller)
+    )
+    if ok:
+        brand = w.brand_of(caller)
+        codes = {v: k for k, v in brand.stores.items()}
+        with w.db.reading() as s:
+            welcome = select(CouponTemplate.id).where(
+                CouponTemplate.tenant_id == brand.tenant_id, CouponTemplate.code == COUPON_TEMPLATE["code"]
+            )
+            given = s.execute(
+                select(Coupon.store_id, func.count())
+                .where(Coupon.template_id.in_(welcome.scalar_subquery()), Coupon.store_id.is_not(None))
+                .group_by(Coupon.store_id)
+            ).all()
+            honoured = s.execute(
+                select(CouponRedemption.store_id, func.count())
+                .join(Coupon, Coupon.id == CouponRedemption.coupon_id)
+                .where(
+                    Coupon.template_id.in_(welcome.scalar_subquery()),
+                    CouponRedemption.reversed_at.is_(None),
+                    CouponRedemption.store_id.is_not(None),
+                )
+                .group_by(CouponRedemption.store_id)
+            ).all()
+        issued = {codes[k]: int(n) for k, n in given}
+        redeemed = {codes[k]: int(n) for k, n in honoured}
+        seen = sorted((set(issued) | set(redeemed)) & REPORT_STORES[caller])
+        body = response.json()
+        assert body["template"] == COUPON_TEMPLATE["code"]
+        assert [(r["store_code"], r["issued"], r["redeemed"]) for r in body["stores"]] == [
+            (code, issued.get(code, 0), redeemed.get(code, 0)) for code in seen
+        ]
+    return response
+
+
 ENDPOINTS = [
     Endpoint("POST", "/api/v1/coupons/templates", COUPON_ADMINS, 201, call_coupon_template),
     Endpoint(
@@ -310,5 +543,49 @@ ENDPOINTS = [
         call_coupon_reverse,
         POINTS_TARGETS,
         SEES_AWAY,
+    ),
+    Endpoint(
+        "PUT",
+        "/api/v1/coupons/templates/{code}/allocations/{store_code}",
+        COUPON_ADMINS,
+        200,
+        call_coupon_allocation,
+    ),
+    Endpoint("POST", "/api/v1/coupons/batches", COUPON_ADMINS, 202, call_coupon_upload),
+    Endpoint(
+        "GET",
+        "/api/v1/coupons/batches/{batch_id}",
+        COUPON_ADMINS,
+        200,
+        call_coupon_batch,
+        ("own", "other_brand", "unknown"),
+        SEES_OWN_BRAND,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/coupons/batches/{batch_id}/errors",
+        COUPON_ADMINS,
+        200,
+        call_coupon_batch_errors,
+        ("own", "other_brand", "unknown"),
+        SEES_OWN_BRAND,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/coupons/templates/{code}/report",
+        COUPON_ADMINS,
+        200,
+        call_coupon_report,
+        TEMPLATE_TARGETS,
+        SEES_TEMPLATE,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/coupons/templates/{code}/stores",
+        COUPON_READERS,
+        200,
+        call_coupon_store_report,
+        TEMPLATE_TARGETS,
+        SEES_TEMPLATE,
     ),
 ]

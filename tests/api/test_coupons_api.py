@@ -7,12 +7,20 @@ Every test makes templates and members of its own, so the figures below are exac
 
 from __future__ import annotations
 
+import csv
+import io
+import time
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from datong.core.clock import utcnow
+from datong.coupons.codes import dynamic_payload, dynamic_signer
+from datong.coupons.models import CouponTemplate
 from tests.api.calls import answer, refused, write
 from tests.api.conftest import Brand, World, instant
+from tests.api.matrix_coupons import wait_for_batch
 
 TEMPLATES = "/api/v1/coupons/templates"
 ISSUE = "/api/v1/coupons/issue"
@@ -66,6 +74,26 @@ def coupon_status(w: World, brand: Brand, code: str) -> str:
     return w.coupon_by_code(brand, code).status
 
 
+def template_id(w: World, brand: Brand, code: str) -> str:
+    with w.db.reading() as s:
+        found = s.scalar(
+            select(CouponTemplate.id).where(
+                CouponTemplate.tenant_id == brand.tenant_id, CouponTemplate.code == code
+            )
+        )
+        assert found is not None
+        return found
+
+
+def phone(w: World, brand: Brand, member_id: str) -> str:
+    """The member's phone, as the brand's key opens it."""
+    member = w.member(member_id)
+    assert member.phone_enc is not None
+    return w.keyring.decrypt(
+        member.phone_enc, tenant_id=brand.tenant_id, table="member", row_id=member_id, column="phone_enc"
+    )
+
+
 # --- templates ----------------------------------------------------------------------------------------
 
 
@@ -103,6 +131,8 @@ def test_a_template_is_created_once_with_its_stores_and_a_bad_one_names_its_fiel
         "online": True,
         "offline": False,
         "store_codes": ["B1"],
+        "region_codes": [],
+        "agent_codes": [],
         "skus": [],
         "categories": ["bags", "shoes"],
         "exclusive": True,
@@ -112,6 +142,7 @@ def test_a_template_is_created_once_with_its_stores_and_a_bad_one_names_its_fiel
         "total_quantity": None,
         "issued_count": 0,
         "per_member_limit": 2,
+        "per_day_limit": None,
         "restore_on_refund": True,
         "active": True,
     }
@@ -480,4 +511,360 @@ def test_a_coupon_not_restored_on_refund_is_void_after_reversal(world: World) ->
     before = w.counts()
     response = write(w, "pos_key", REDEEM, basket(coupon, "A1", order_no="A1-12"))
     assert (response.status_code, response.json()["detail"]) == (409, {"reasons": ["void"]})
+    assert w.counts() == before
+
+
+# --- where a template applies: regions and agents ----------------------------------------------------
+
+
+def test_a_template_for_regions_and_agents_applies_at_their_stores(world: World) -> None:
+    w = world
+    brand = w.b1
+    body = {
+        "code": f"T-{w.fresh_card()}",
+        "name": "华南与代理A 立减10元",
+        "kind": "cash_off",
+        "amount_fen": 1000,
+        "valid_days": 30,
+        "region_codes": ["SOUTH"],
+        "agent_codes": ["AGA"],
+        "per_day_limit": 500,
+    }
+    before = w.counts()
+    for change, expected in (
+        ({"region_codes": ["SOUTH", "NOPE"]}, (422, "invalid", "region_codes.1")),
+        ({"agent_codes": ["AGB", "AGA", "AGC"]}, (422, "invalid", "agent_codes.2")),
+        ({"per_day_limit": 0}, (422, "invalid", "per_day_limit")),
+    ):
+        assert refused(w.client.post(TEMPLATES, json=body | change, headers=w.auth("hq_admin"))) == expected
+    assert w.counts() == before
+    created = answer(w.client.post(TEMPLATES, json=body, headers=w.auth("hq_admin")), 201)
+    assert (
+        created["store_codes"],
+        created["region_codes"],
+        created["agent_codes"],
+        created["per_day_limit"],
+    ) == (
+        [],
+        ["SOUTH"],
+        ["AGA"],
+        500,
+    )
+    coupon = issue(w, w.fresh_member(brand, store="A1"), body["code"])["code"]
+    # A1 and A2 are agent A's (east), B1 is agent B's in the south, C1 a counter in the south, D1 HQ's in
+    # the east; online, where no store is, it applies.
+    outcomes = {
+        store: answer(write(w, "pos_key", VALIDATE, basket(coupon, store), send_key=False))["reasons"]
+        for store in ("A1", "A2", "B1", "C1", "D1", None)
+    }
+    assert outcomes == {
+        "A1": [],
+        "A2": [],
+        "B1": [],
+        "C1": [],
+        "D1": [{"code": "store", "message": "not for this store"}],
+        None: [],
+    }
+
+
+# --- issuing through a store: allocations, guides, the day's limit --------------------------------------
+
+
+def allocate(w: World, caller: str, template_code: str, store: str, quantity: int) -> httpx.Response:
+    path = f"{TEMPLATES}/{template_code}/allocations/{store}"
+    response: httpx.Response = w.client.put(path, json={"quantity": quantity}, headers=w.auth(caller))
+    return response
+
+
+def test_a_store_issues_from_its_allocation_and_hq_from_what_is_left(world: World) -> None:
+    w = world
+    brand = w.b1
+    code = template(w, total_quantity=5)
+    assert answer(allocate(w, "hq_operator", code, "A1", 2)) == {
+        "template": code,
+        "store_code": "A1",
+        "quantity": 2,
+        "issued": 0,
+    }
+    assert w.audit_actions(brand.tenant_id, template_id(w, brand, code))[-1] == "coupon.allocation_set"
+    a1 = [w.fresh_member(brand, store="A1") for _ in range(3)]
+    d1 = w.fresh_member(brand, store="D1")
+    first = issue(w, a1[0], code, caller="store_manager")  # a store manager issues through its store
+    body = {"member_id": a1[1], "template": code, "issue_key": f"ik-{w.fresh_card()}", "guide_code": "G1"}
+    second = answer(write(w, "hq_admin", ISSUE, body))  # HQ, through guide G1 of A1
+    coupons = [w.coupon_by_code(brand, c["code"]) for c in (first, second)]
+    assert [(c.store_id, c.guide_id) for c in coupons] == [
+        (brand.stores["A1"], None),
+        (brand.stores["A1"], brand.guides["G1"]),
+    ]
+    before = w.counts()
+    fresh = {"template": code, "issue_key": "k-refused"}
+    refusals = [
+        (
+            write(w, "store_manager", ISSUE, fresh | {"member_id": a1[2]}),
+            (409, "store_code", f"the 2 coupons of {code!r} allocated to store A1 are given out"),
+        ),
+        (
+            write(w, "store_key", ISSUE, fresh | {"member_id": d1}),
+            (409, "store_code", f"store D1 has no allocation of {code!r}"),
+        ),
+        (
+            write(w, "hq_admin", ISSUE, fresh | {"member_id": d1, "store_code": "A2", "guide_code": "G1"}),
+            (422, "guide_code", "guide G1 works at another store"),
+        ),
+        (
+            write(w, "hq_admin", ISSUE, fresh | {"member_id": d1, "guide_code": "G9"}),
+            (422, "guide_code", "no guide 'G9'"),
+        ),
+        (
+            write(w, "store_key", ISSUE, fresh | {"member_id": d1, "guide_code": "G1"}),  # a guide of A1
+            (404, "guide_code", "no guide 'G1'"),
+        ),
+        (
+            write(w, "store_manager", ISSUE, fresh | {"member_id": a1[2], "store_code": "A2"}),
+            (404, "store_code", "no store 'A2'"),
+        ),
+        (
+            allocate(w, "hq_admin", code, "A1", 1),
+            (409, "quantity", f"store A1 has issued 2 of {code!r} already"),
+        ),
+        (
+            allocate(w, "hq_admin", code, "D1", 4),
+            (409, "quantity", f"allocations may not exceed the budget of {code!r}: 3 left"),
+        ),
+        (allocate(w, "hq_admin", code, "NOPE", 1), (404, "store_code", "no store 'NOPE'")),
+        (allocate(w, "hq_admin", "no-such", "A1", 1), (404, "template", "no coupon template 'no-such'")),
+        (
+            allocate(w, "hq_admin", code, "A1", -1),
+            (422, "quantity", "Input should be greater than or equal to 0"),
+        ),
+        (allocate(w, "store_manager", code, "A1", 9), (403, None, "this needs the coupons:admin right")),
+    ]
+    for response, (status, field, message) in refusals:
+        assert (response.status_code, response.json().get("field"), response.json()["message"]) == (
+            status,
+            field,
+            message,
+        ), response.text
+    assert w.counts() == before
+    for _ in range(3):  # HQ issues the three no allocation holds
+        issue(w, d1, code)
+    response = write(w, "hq_admin", ISSUE, fresh | {"member_id": d1})
+    assert refused(response) == (409, "conflict", "template")
+    assert response.json()["message"] == f"the budget of {code!r} is spent"
+
+
+def test_the_day_limit_is_a_conflict_naming_the_template(world: World) -> None:
+    w = world
+    code = template(w, per_day_limit=1)
+    member_id = w.fresh_member(w.b1, store="A1")
+    issue(w, member_id, code)
+    before = w.counts()
+    response = write(w, "pos_key", ISSUE, {"member_id": member_id, "template": code, "issue_key": "again"})
+    assert refused(response) == (409, "conflict", "template")
+    assert response.json()["message"].startswith(f"the 1 coupons of {code!r} for ")
+    assert w.counts() == before
+
+
+# --- the member page's dynamic code --------------------------------------------------------------------
+
+
+def test_the_member_pages_dynamic_code_validates_and_redeems_while_fresh(world: World) -> None:
+    w = world
+    brand = w.b1
+    code = template(w)
+    member_id = w.fresh_member(brand, store="A1")
+    coupon = issue(w, member_id, code)["code"]
+    sign = dynamic_signer(w.keyring, brand.tenant_id)
+    fresh = dynamic_payload(coupon, at_epoch=time.time(), sign=sign)
+    stale = dynamic_payload(coupon, at_epoch=time.time() - 180, sign=sign)
+    body, window, mac = fresh.split(".")
+    before = w.counts()
+    for payload, message in (
+        (stale, "this dynamic code has expired: refresh the member page"),
+        (f"{body}.{window}.{'0' * len(mac)}", "not a coupon's dynamic code"),
+        (
+            dynamic_payload(coupon, at_epoch=time.time(), sign=dynamic_signer(w.keyring, w.b2.tenant_id)),
+            "not a coupon's dynamic code",
+        ),
+    ):
+        for response in (
+            write(w, "pos_key", VALIDATE, basket(payload, "A1"), send_key=False),
+            write(w, "pos_key", REDEEM, basket(payload, "A1", order_no="DY-1")),
+        ):
+            assert (refused(response), response.json()["message"]) == ((422, "invalid", "code"), message)
+    assert w.counts() == before
+    checked = answer(write(w, "store_manager", VALIDATE, basket(fresh, "A1"), send_key=False))
+    assert (checked["code"], checked["applies"], checked["discount_fen"]) == (coupon, True, 3000)
+    done = answer(write(w, "store_manager", REDEEM, basket(fresh, "A1", order_no="DY-1")))
+    assert (done["code"], done["discount_fen"], coupon_status(w, brand, coupon)) == (coupon, 3000, "redeemed")
+
+
+# --- bulk issuing from a member list file ---------------------------------------------------------------
+
+
+def upload(
+    w: World, caller: str, template_code: str, content: bytes, name: str = "list.csv", **form: str
+) -> httpx.Response:
+    response: httpx.Response = w.client.post(
+        "/api/v1/coupons/batches",
+        data={"template": template_code, **form},
+        files={"file": (name, content, "text/csv")},
+        headers=w.auth(caller),
+    )
+    return response
+
+
+def test_a_member_list_file_is_issued_in_the_background_with_its_bad_rows_kept(world: World) -> None:
+    w = world
+    brand = w.b1
+    code = template(w, per_member_limit=1)
+    members = [w.fresh_member(brand, store="A1") for _ in range(3)]
+    phone_of = phone(w, brand, members[2])
+    content = (
+        f"member_id,手机号\n{members[0]},\n{members[1]},\n{members[0]},\nmem_nobody,\n,{phone_of}\n"
+    ).encode()
+    before = w.counts()
+    refusals = [
+        (upload(w, "store_manager", code, content), (403, "forbidden", None)),
+        (upload(w, "hq_admin", code, b""), (422, "invalid", "file")),
+        (upload(w, "hq_admin", code, "姓名\n王芳\n".encode()), (422, "invalid", "file")),
+        (upload(w, "hq_admin", code, b"card_no\nC1\n"), (422, "invalid", "card_source")),
+        (upload(w, "hq_admin", "no-such", content), (404, "not_found", "template")),
+        (upload(w, "other_brand_admin", code, content), (404, "not_found", "template")),
+        (upload(w, "anonymous", code, content), (401, "unauthenticated", None)),
+    ]
+    for response, expected in refusals:
+        assert refused(response) == expected, response.text
+    assert w.counts() == before
+    started = answer(upload(w, "hq_operator", code, content, name="双十一名单.csv"), 202)
+    assert (started["template"], started["filename"]) == (code, "双十一名单.csv")
+    done = wait_for_batch(w, "hq_operator", started["id"])
+    assert instant(done.pop("finished_at")) >= instant(done.pop("created_at"))
+    assert done == {
+        "id": started["id"],
+        "template": code,
+        "filename": "双十一名单.csv",
+        "status": "done",
+        "rows_seen": 5,
+        "rows_issued": 3,
+        "rows_already": 0,
+        "rows_failed": 2,
+    }
+    assert [len(w.coupons_of(m)) for m in members] == [1, 1, 1]
+    errors = w.client.get(f"/api/v1/coupons/batches/{started['id']}/errors", headers=w.auth("hq_admin"))
+    assert errors.status_code == 200
+    assert list(csv.reader(io.StringIO(errors.content.decode("utf-8-sig")))) == [
+        ["row_no", "field", "reason", "row"],
+        [
+            "3",
+            "member_id",
+            f"the member is in this file already (row 1), and {code!r} gives at most 1 per member",
+            f"{members[0]}|",
+        ],
+        ["4", "member_id", "no member mem_nobody", "mem_nobody|"],
+    ]
+    assert w.audit_actions(brand.tenant_id, started["id"]) == [
+        "coupon.bulk_start",
+        "coupon.bulk_finish",
+        "coupon.bulk_errors_export",
+    ]
+    before = w.counts()
+    again = answer(upload(w, "hq_admin", code, content), 202)  # the same file: the same batch, done
+    assert (again["id"], again["status"], again["rows_issued"]) == (started["id"], "done", 3)
+    assert w.counts() == before
+    for caller in ("other_brand_admin", "store_manager"):
+        response = w.client.get(f"/api/v1/coupons/batches/{started['id']}", headers=w.auth(caller))
+        assert refused(response) == (
+            (404, "not_found", "batch_id") if caller == "other_brand_admin" else (403, "forbidden", None)
+        )
+
+
+# --- reports -------------------------------------------------------------------------------------------
+
+
+def test_reports_per_template_and_per_store_each_caller_seeing_its_stores(world: World) -> None:
+    w = world
+    brand = w.b1
+    start = utcnow()
+    code = template(w, kind="cash_off", amount_fen=1000, threshold_fen=0, total_quantity=10)
+    answer(allocate(w, "hq_admin", code, "A1", 3))
+    answer(allocate(w, "hq_admin", code, "D1", 2))
+    a1 = [w.fresh_member(brand, store="A1") for _ in range(2)]
+    d1 = w.fresh_member(brand, store="D1")
+    c1, _c2 = (issue(w, m, code, caller="store_manager")["code"] for m in a1)
+    c3 = issue(w, d1, code, caller="store_key")["code"]
+    answer(write(w, "store_manager", REDEEM, basket(c1, "A1", ("X", "tops", 1, 20000), order_no="RP-1")))
+    answer(write(w, "store_key", REDEEM, basket(c3, "D1", ("X", "tops", 1, 5000), order_no="RP-4")))
+    w.earn(brand, a1[0], "RP-1", 20000, store="A1")  # the order the coupon was used on
+    w.earn(brand, a1[1], "RP-2", 8000, store="A1")  # orders with no coupon
+    w.earn(brand, d1, "RP-3", 12000, store="D1")
+    since = {"since": start.isoformat()}
+    report = answer(w.client.get(f"{TEMPLATES}/{code}/report", params=since, headers=w.auth("hq_operator")))
+    assert (instant(report.pop("since")), instant(report.pop("until")) >= start) == (start, True)
+    assert report == {
+        "template": code,
+        "name": "满200减30",
+        "issued": 3,
+        "redeemed": 2,
+        "expired": 0,
+        "redemption_rate": 0.6667,
+        "gmv_fen": 25000,
+        "average_with_fen": 12500,
+        "average_without_fen": 10000,
+    }
+    a1_row = {
+        "store_code": "A1",
+        "store_name": "杭州湖滨加盟店",
+        "issued": 2,
+        "redeemed": 1,
+        "expired": 0,
+        "redemption_rate": 0.5,
+        "gmv_fen": 20000,
+        "average_with_fen": 20000,
+        "average_without_fen": 8000,
+    }
+    d1_row = a1_row | {
+        "store_code": "D1",
+        "store_name": "上海南京东路直营店",
+        "issued": 1,
+        "redemption_rate": 1.0,
+        "gmv_fen": 5000,
+        "average_with_fen": 5000,
+        "average_without_fen": 12000,
+    }
+    for caller, rows in (
+        ("hq_admin", [a1_row, d1_row]),
+        ("pos_key", [a1_row, d1_row]),
+        ("agent_manager", [a1_row]),
+        ("store_manager", [a1_row]),
+        ("store_key", [d1_row]),
+        ("guide", []),
+    ):
+        stores = answer(w.client.get(f"{TEMPLATES}/{code}/stores", params=since, headers=w.auth(caller)))
+        assert (stores["template"], stores["stores"]) == (code, rows), caller
+    before = w.counts()
+    for response, expected in (
+        (
+            w.client.get(f"{TEMPLATES}/{code}/report", headers=w.auth("store_manager")),
+            (403, "forbidden", None),
+        ),
+        (
+            w.client.get(f"{TEMPLATES}/{code}/report", headers=w.auth("other_brand_admin")),
+            (404, "not_found", "template"),
+        ),
+        (
+            w.client.get(f"{TEMPLATES}/{code}/stores", headers=w.auth("other_brand_admin")),
+            (404, "not_found", "template"),
+        ),
+        (
+            w.client.get(
+                f"{TEMPLATES}/{code}/report",
+                params={"since": "2026-11-01T00:00:00"},
+                headers=w.auth("hq_admin"),
+            ),
+            (422, "invalid", "since"),
+        ),
+    ):
+        assert refused(response) == expected
     assert w.counts() == before

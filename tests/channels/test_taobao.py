@@ -9,6 +9,7 @@ import pytest
 
 from datong.channels.records import NICK, OMID, OUID, FieldError, IdentityKey, OrderLineFields
 from datong.channels.taobao import parse_tmall_orders
+from datong.coupons.codes import display_code, new_code
 
 CLASSIC = [
     "订单编号",
@@ -247,6 +248,34 @@ def test_newer_column_names_and_member_ids(tmp_path: Path) -> None:
     assert first.order.lines == [OrderLineFields(title="羊毛大衣", quantity=1)]
     # ouid is per shop: without the shop id it cannot be namespaced, so it is left out.
     assert second.identities == [IdentityKey(NICK, "tb_carol"), IdentityKey(OMID, "OM_9f8e7d")]
+
+
+def test_brand_coupon_codes_in_the_column_the_brand_adds(tmp_path: Path) -> None:
+    a, b, c = new_code(), new_code(), new_code()
+    many = " ".join(new_code() for _ in range(21))
+    cells = [
+        f'"{a}, {display_code(b).lower()}，{a}"',  # commas of both widths; a code repeated counts once
+        f"{a} {b}",  # spaces between whole codes
+        display_code(c).replace("-", " "),  # one code, printed in groups
+        f"{a}、{a[:-1]}",  # the second is a character short
+        many,
+        "",
+    ]
+    rows = [order_row(**{"订单编号": str(n), "商家优惠券码": cell}) for n, cell in enumerate(cells, start=1)]
+    records = list(
+        parse_tmall_orders(write_report(tmp_path / "c.csv", rows, "gbk", [*CLASSIC, "商家优惠券码"]))
+    )
+    assert [r.order.coupon_codes if r.order else None for r in records] == [[a, b], [a, b], [c], [a], [], []]
+    assert [r.errors for r in records] == [
+        [],
+        [],
+        [],
+        [FieldError("商家优惠券码", "code 2 of 2: a coupon code has 13 characters")],
+        [FieldError("商家优惠券码", "21 coupon codes on one order; at most 20")],
+        [],
+    ]
+    (plain,) = parse_tmall_orders(write_report(tmp_path / "p.csv", [order_row()], "gbk"))
+    assert plain.order is not None and plain.order.coupon_codes == []  # the column is optional
 
 
 def test_a_file_that_is_not_an_order_report_is_refused_before_any_row(tmp_path: Path) -> None:

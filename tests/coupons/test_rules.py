@@ -95,3 +95,30 @@ def test_stacking_rules_and_every_reason_at_once() -> None:
         0,
         ["channel", "stacking_points", "stacking_exclusive", "stacking_category", "product"],
     )
+
+
+def test_in_store_at_a_listed_store_or_any_store_of_a_listed_region_or_agent() -> None:
+    east = Template("cash_off", amount_fen=500, region_ids=frozenset({"R-EAST"}))
+    agent_a = Template("cash_off", amount_fen=500, agent_ids=frozenset({"AG-A"}))
+    either = Template("cash_off", amount_fen=500, store_ids=frozenset({"S9"}), agent_ids=frozenset({"AG-A"}))
+
+    def at(store: str, region: str | None, agent: str | None, channel: str = "pos") -> Basket:
+        online = channel != "pos"
+        return replace(
+            _basket(TEE, channel=channel, store=None if online else store),
+            region_id=None if online else region,
+            agent_id=None if online else agent,
+        )
+
+    assert _value(east, at("S1", "R-EAST", None)) == (500, [])
+    assert _value(east, at("S2", "R-SOUTH", "AG-A")) == (0, ["store"])
+    assert _value(east, at("S3", None, None)) == (0, ["store"])  # a store in no region
+    assert _value(agent_a, at("S2", "R-SOUTH", "AG-A")) == (500, [])
+    assert _value(agent_a, at("S1", "R-EAST", "AG-B")) == (0, ["store"])
+    assert _value(either, at("S9", "R-SOUTH", None)) == (500, [])  # the listed store
+    assert _value(either, at("S4", "R-EAST", "AG-A")) == (500, [])  # a store of the listed agent
+    assert _value(either, at("S5", "R-EAST", "AG-B")) == (0, ["store"])
+    # Online, where no store is, the scopes do not bind (as for a list of stores).
+    assert _value(east, at("S2", None, None, channel="tmall")) == (500, [])
+    everywhere = Template("cash_off", amount_fen=500)
+    assert _value(everywhere, at("S3", None, None)) == (500, [])

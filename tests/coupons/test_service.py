@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from datong.core.crypto import Keyring
 from datong.core.db import Database
 from datong.core.errors import Conflict, NotFound, ValidationFailed
 from datong.coupons import service
-from datong.coupons.codes import new_code
+from datong.coupons.codes import dynamic_payload, dynamic_signer, new_code
 from datong.coupons.models import Coupon, CouponRedemption, CouponTemplate
 from datong.coupons.rules import Basket, Line
 from datong.members.models import Member
@@ -77,6 +78,9 @@ def _count(db: Database, model: Any) -> int:
         ({"valid_days": None}, "valid_until"),
         ({"colour": "red"}, "colour"),
         ({"per_member_limit": 0}, "per_member_limit"),
+        ({"per_day_limit": 0}, "per_day_limit"),
+        ({"region_ids": ["reg_nope"]}, "region_ids.0"),
+        ({"agent_ids": [], "store_ids": ["sto_nope"]}, "store_ids.0"),
         (
             {"valid_days": None, "valid_from": NOW, "valid_until": NOW - timedelta(days=1)},
             "valid_until",
@@ -291,3 +295,37 @@ def test_exclusive_coupons_redeemed_on_one_order_at_once_never_stack(database: D
     )
     assert set(outcomes) == {"ok", refused}
     assert _count(database, CouponRedemption) == 1
+
+
+def test_a_dynamic_code_is_read_while_fresh_and_refused_when_forged_or_old(
+    database: Database, keyring: Keyring
+) -> None:
+    tenant_id, (a, _b) = _brand(database)
+    coupon = _issue(database, tenant_id, a, "k1")
+    sign = dynamic_signer(keyring, tenant_id)
+    payload = dynamic_payload(coupon.code, at_epoch=NOW.timestamp(), sign=sign)  # made in NOW's minute
+    with database.reading() as s:
+        # Good for the minute it was made in and the next (a clock a little behind), not after.
+        for late in (0, 59, 119):
+            at = NOW + timedelta(seconds=late)
+            assert service.find_coupon(s, tenant_id=tenant_id, code=payload, sign=sign, at=at).id == coupon.id
+    code, window, mac = payload.split(".")
+    other_brand = dynamic_signer(keyring, "ten_other")
+    refused = [
+        (payload, sign, 120, "this dynamic code has expired: refresh the member page"),
+        (f"{code}.{window}.{'0' * len(mac)}", sign, 0, "not a coupon's dynamic code"),
+        (f"{code}.{int(window) + 1}.{mac}", sign, 60, "not a coupon's dynamic code"),  # a window moved on
+        (
+            dynamic_payload(coupon.code, at_epoch=NOW.timestamp(), sign=other_brand),
+            sign,
+            0,
+            "not a coupon's dynamic code",
+        ),
+        (payload, None, 0, "a dynamic code is not accepted here: type the coupon's printed code"),
+    ]
+    for text, signer, late, message in refused:
+        with database.reading() as s, pytest.raises(ValidationFailed) as err:
+            service.find_coupon(
+                s, tenant_id=tenant_id, code=text, sign=signer, at=NOW + timedelta(seconds=late)
+            )
+        assert (err.value.field, err.value.message) == ("code", message)

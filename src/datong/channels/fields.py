@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from datong.channels.files import FilePath, Table, open_table
 from datong.channels.records import PHONE, FieldError, IdentityKey, ParsedRecord, WeakEvidence
+from datong.coupons.codes import BODY_LENGTH, BadCode, normalize_code
 from datong.identity.rules import (
     Address,
     NormalizationError,
@@ -146,6 +147,44 @@ class Row:
                 self.error(field, MISSING)
             return None
         return convert(self.errors, self.columns.label(field), fn, text)
+
+
+# Coupon codes in one cell: separated by commas (half- or full-width), 、, semicolons or line breaks, or by
+# spaces between whole codes. Spaces inside a part that is not made of whole codes are a code printed in
+# groups (``7KQ2 M9XD 4HTP R``), which is one code.
+_CODE_SEPARATORS = re.compile(r"[,，、;；\r\n]+")
+# The column a brand adds to a Tmall/Taobao or JD order export for its own coupon codes (neither platform
+# exports them: its 优惠 columns are the platform's and the shop's discounts, not datong's codes).
+COUPON_CODE_HEADERS = ("商家优惠券码", "优惠券码", "券码", "coupon_codes")
+MAX_COUPON_CODES = 20  # on one order: more is not a list of codes but some other text in the column
+
+
+def coupon_codes(row: Row, field: str) -> list[str]:
+    """The brand coupon codes in a cell, normalised, each once, in the order written. A code that is not
+    one (wrong length, a mistyped character) is a field error naming its position, never the code."""
+    text = row.text(field)
+    if text is None:
+        return []
+    written: list[str] = []
+    for part in _CODE_SEPARATORS.split(text):
+        words = part.split()
+        if len(words) > 1 and all(len(w.replace("-", "")) > BODY_LENGTH for w in words):
+            written.extend(words)
+        elif words:
+            written.append(part.strip())
+    if len(written) > MAX_COUPON_CODES:
+        row.error(field, f"{len(written)} coupon codes on one order; at most {MAX_COUPON_CODES}")
+        return []
+    codes: list[str] = []
+    for position, token in enumerate(written, start=1):
+        try:
+            code = normalize_code(token)
+        except BadCode as exc:
+            row.error(field, f"code {position} of {len(written)}: {exc}" if len(written) > 1 else str(exc))
+            continue
+        if code not in codes:
+            codes.append(code)
+    return codes
 
 
 def require_columns(kind: str, columns: Columns, fields: Iterable[str]) -> None:

@@ -100,6 +100,9 @@ class OrderFields:
     shop_name: str | None = None
     store_code: str | None = None
     lines: list[OrderLineFields] = field(default_factory=list)
+    # The brand's own coupon codes used on the order (normalised), from the export's coupon column: the
+    # coupon job (``coupons/orders.py``) redeems them. Platform coupons (天猫卡券 …) are not these.
+    coupon_codes: list[str] = field(default_factory=list)
 
 
 @dataclass

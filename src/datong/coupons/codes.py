@@ -12,6 +12,10 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datong.core.crypto import Keyring
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 BODY_LENGTH = 12
@@ -62,6 +66,17 @@ def display_code(code: str) -> str:
 # ``<code>.<window>.<mac>``, where the window is the minute it was made and the MAC binds both to the
 # brand's key. The POS may scan it for DYNAMIC_STEP_SECONDS, plus one step of clock difference.
 DYNAMIC_STEP_SECONDS = 60
+DYNAMIC_PURPOSE = "coupon-dynamic"
+
+
+def dynamic_signer(keyring: Keyring, tenant_id: str) -> Callable[[str], str]:
+    """The brand's ``sign`` for :func:`dynamic_payload` and :func:`read_dynamic`: one key for making the
+    member page's code and for reading it at the POS, and no other use."""
+
+    def sign(text: str) -> str:
+        return keyring.sign(text, tenant_id=tenant_id, purpose=DYNAMIC_PURPOSE)
+
+    return sign
 
 
 def dynamic_payload(code: str, *, at_epoch: float, sign: Callable[[str], str]) -> str:

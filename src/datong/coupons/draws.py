@@ -20,6 +20,7 @@ import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 _SPACE = 2**64
 
@@ -116,3 +117,24 @@ def replay(
         raise ValueError("the log's entries are not numbered 1, 2, 3 … in order")
     expected = run(seed, draw_id, prizes, len(log))
     return [Mismatch(n, code, again) for (n, code), again in zip(log, expected, strict=True) if code != again]
+
+
+def replay_published(published: Mapping[str, Any]) -> list[Mismatch]:
+    """:func:`replay` on a closed draw's audit as datong publishes it (``GET /api/v1/draws/{code}/audit``,
+    or ``datong draws audit CODE --json FILE``): ``draw_id``, ``commitment``, ``seed`` (hex), ``prizes``
+    (``position``, ``code``, ``weight``, ``stock``) and ``log`` (``[entry number, prize code]`` pairs).
+    Needs nothing but this file: an auditor runs it away from datong's database and keys."""
+    try:
+        seed_hex = published["seed"]
+        if not seed_hex:
+            raise ValueError("the seed is revealed when the draw closes: this draw is not closed yet")
+        prizes = [
+            Prize(str(p["code"]), int(p["weight"]), None if p["stock"] is None else int(p["stock"]))
+            for p in sorted(published["prizes"], key=lambda p: int(p["position"]))
+        ]
+        log = [(int(n), str(code)) for n, code in published["log"]]
+        return replay(
+            bytes.fromhex(seed_hex), str(published["commitment"]), str(published["draw_id"]), prizes, log
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a draw's published audit: {exc!r} is missing or malformed") from None

@@ -10,10 +10,12 @@ Kinds of coupon (face values in fen):
 - ``exchange`` (兑换券): one unit of ``sku`` free; the basket must hold it.
 - ``pickup`` (到店自提, e.g. a one-yuan trial): one unit of ``sku`` for ``price_fen``; only in store.
 
-Where it applies: online or offline channels, a list of stores (the caller resolves regions and agents
-to stores), and products (SKUs or categories; none listed means every line). Stacking: an ``exclusive``
-coupon is the only coupon on the order; ``with_points=False`` refuses an order paid partly in points;
-``one_per_category`` allows at most one such coupon per category in the order.
+Where it applies: online or offline channels; in store, at any of ``store_ids``, or any store of
+``region_ids``, or any store of ``agent_ids`` (all three empty: every store; the basket carries its
+store's region and agent); and products (SKUs or categories; none listed means every line).
+Stacking: an ``exclusive`` coupon is the only coupon on the order; ``with_points=False`` refuses an
+order paid partly in points; ``one_per_category`` allows at most one such coupon per category in the
+order.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ class Template:
     price_fen: int = 0
     online: bool = True
     offline: bool = True
-    store_ids: frozenset[str] = frozenset()  # empty: every store
+    store_ids: frozenset[str] = frozenset()  # with region_ids and agent_ids all empty: every store
+    region_ids: frozenset[str] = frozenset()
+    agent_ids: frozenset[str] = frozenset()
     skus: frozenset[str] = frozenset()  # empty with no categories: every product
     categories: frozenset[str] = frozenset()
     exclusive: bool = False
@@ -85,6 +89,9 @@ class Basket:
     lines: Sequence[Line]
     points_used: int = 0
     others: Sequence[OtherCoupon] = ()
+    # The store's region and agent (franchisee), for templates scoped to regions or agents.
+    region_id: str | None = None
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,22 @@ def _eligible(template: Template, line: Line) -> bool:
     )
 
 
+def scoped(template: Template) -> bool:
+    """Whether the template names where in store it may be used (else: every store)."""
+    return bool(template.store_ids or template.region_ids or template.agent_ids)
+
+
+def in_scope(template: Template, basket: Basket) -> bool:
+    """In store, the coupon may be used at a store listed, or of a region or an agent listed."""
+    if not scoped(template):
+        return True
+    return (
+        (basket.store_id is not None and basket.store_id in template.store_ids)
+        or (basket.region_id is not None and basket.region_id in template.region_ids)
+        or (basket.agent_id is not None and basket.agent_id in template.agent_ids)
+    )
+
+
 def evaluate(
     template: Template, basket: Basket, *, starts_at: datetime, ends_at: datetime | None
 ) -> Decision:
@@ -125,7 +148,7 @@ def evaluate(
         reasons.append(Reason("channel", f"not for {'online' if online else 'in-store'} orders"))
     if template.kind == "pickup" and online:
         reasons.append(Reason("channel", "collected in store only"))
-    if template.store_ids and not online and basket.store_id not in template.store_ids:
+    if not online and not in_scope(template, basket):
         reasons.append(Reason("store", "not for this store"))
     if basket.points_used and not template.with_points:
         reasons.append(Reason("stacking_points", "not with points paid on the same order"))

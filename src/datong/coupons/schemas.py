@@ -1,10 +1,10 @@
-"""Shapes of what comes in: a coupon template, issuing a coupon, and the POS and mini-program calls that
-validate and redeem (核销) one. What a field means is in ``rules.py``; the rules a template must keep
-beyond its shape are checked by ``service.check_template``, each naming its field."""
+"""Shapes of what comes in: a coupon template, a store's allocation, issuing a coupon, and the POS and
+mini-program calls that validate and redeem (核销) one. What a field means is in ``rules.py``; the rules
+a template must keep beyond its shape are checked by ``service.check_template``, each naming its field."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -28,7 +28,10 @@ class TemplateIn(_Strict):
     price_fen: int = Field(default=0, ge=0)
     online: bool = True
     offline: bool = True
-    store_codes: list[str] = Field(default=[], max_length=5000)  # empty: every store
+    # In store: at any of these stores, or any store of these regions or agents (all empty: anywhere).
+    store_codes: list[str] = Field(default=[], max_length=5000)
+    region_codes: list[str] = Field(default=[], max_length=500)
+    agent_codes: list[str] = Field(default=[], max_length=5000)
     skus: list[str] = Field(default=[], max_length=5000)
     categories: list[str] = Field(default=[], max_length=500)
     exclusive: bool = False
@@ -39,6 +42,7 @@ class TemplateIn(_Strict):
     valid_days: int | None = Field(default=None, ge=1, le=3660)
     total_quantity: int | None = Field(default=None, ge=0)  # None: no budget
     per_member_limit: int | None = Field(default=None, ge=1)
+    per_day_limit: int | None = Field(default=None, ge=1)  # per day (China time), all members together
     restore_on_refund: bool = True
     active: bool = True
 
@@ -48,6 +52,14 @@ class IssueIn(_Strict):
     template: str = Field(min_length=1, max_length=40)
     # Issuing is idempotent by this key (per template): the same key gives the same coupon.
     issue_key: str = Field(min_length=1, max_length=128)
+    # The store it is given through (a caller bound to a store: its own) and the guide who gave it; a
+    # template with allocations draws on that store's share.
+    store_code: str | None = Field(default=None, min_length=1, max_length=40)
+    guide_code: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class AllocationIn(_Strict):
+    quantity: int = Field(ge=0, le=100_000_000)
 
 
 class CouponLineIn(_Strict):
@@ -57,8 +69,12 @@ class CouponLineIn(_Strict):
     unit_price_fen: int = Field(ge=0)
 
 
+# A printed code, or the member page's dynamic code (``code.window.mac``).
+CouponCode = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class ValidateIn(_Strict):
-    code: str = Field(min_length=1, max_length=40)
+    code: CouponCode
     channel: Channel
     store_code: str | None = Field(default=None, max_length=40)
     lines: list[CouponLineIn] = Field(min_length=1, max_length=500)
@@ -70,7 +86,7 @@ class ValidateIn(_Strict):
 
 
 class RedeemIn(_Strict):
-    code: str = Field(min_length=1, max_length=40)
+    code: CouponCode
     order_no: str = Field(min_length=1, max_length=64)
     channel: Channel
     store_code: str | None = Field(default=None, max_length=40)

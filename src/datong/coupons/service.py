@@ -1,14 +1,16 @@
-"""Issue coupons within their budgets, validate them against a basket, redeem them exactly once (核销),
+"""Issue coupons within their limits, validate them against a basket, redeem them exactly once (核销),
 and reverse a redemption when its order is refunded.
 
-Every limit is held by the database, not by a read followed by a write: the template's budget and the
-member's count move in ``UPDATE … WHERE count < limit``, and a redemption is the ``UPDATE`` that moves
-the coupon from ``issued`` to ``redeemed``; whoever's statement finds no row lost the race.
+Every limit is held by the database, not by a read followed by a write: the counters of an issue
+(``limits.py``: budget, stores' allocations, the day's count, the member's count) each move in
+``UPDATE … WHERE count < limit``, and a redemption is the ``UPDATE`` that moves the coupon from
+``issued`` to ``redeemed``; whoever's statement finds no row lost the race.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,21 +18,23 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
-from datong.core.db import advisory_lock_id, is_sqlite, rowcount, upsert_insert
+from datong.core.db import advisory_lock_id, is_sqlite, rowcount
 from datong.core.errors import Conflict, NotFound, ValidationFailed
 from datong.core.ids import new_id
-from datong.coupons.codes import BadCode, new_code, normalize_code
+from datong.coupons import limits
+from datong.coupons.codes import BadCode, new_code, normalize_code, read_dynamic
 from datong.coupons.models import (
     ISSUED,
     REDEEMED,
     VOID,
     Coupon,
-    CouponHolding,
+    CouponAllocation,
     CouponRedemption,
     CouponTemplate,
 )
 from datong.coupons.rules import KINDS, Basket, Decision, Reason, Template, evaluate, validity
 from datong.members.service import get_active_member
+from datong.org.models import Agent, Region, Store
 from datong.tenancy.service import audit
 
 
@@ -46,6 +50,8 @@ def template_rules(row: CouponTemplate) -> Template:
         online=row.online,
         offline=row.offline,
         store_ids=frozenset(row.store_ids),
+        region_ids=frozenset(row.region_ids),
+        agent_ids=frozenset(row.agent_ids),
         skus=frozenset(row.skus),
         categories=frozenset(row.categories),
         exclusive=row.exclusive,
@@ -80,6 +86,8 @@ def check_template(row: CouponTemplate) -> None:
         raise ValidationFailed("a budget is not negative", field="total_quantity")
     if row.per_member_limit is not None and row.per_member_limit < 1:
         raise ValidationFailed("a per-member limit is at least 1", field="per_member_limit")
+    if row.per_day_limit is not None and row.per_day_limit < 1:
+        raise ValidationFailed("a per-day limit is at least 1", field="per_day_limit")
     if row.valid_from and row.valid_until and row.valid_until <= row.valid_from:
         raise ValidationFailed("valid_until is after valid_from", field="valid_until")
 
@@ -109,6 +117,12 @@ def create_template(
         if getattr(row, name) is None and column.default is not None and column.default.is_scalar:
             setattr(row, name, column.default.arg)
     check_template(row)
+    for where, model in (("store_ids", Store), ("region_ids", Region), ("agent_ids", Agent)):
+        ids: list[str] = getattr(row, where) or []
+        known = set(session.scalars(select(model.id).where(model.tenant_id == tenant_id, model.id.in_(ids))))
+        for index, value in enumerate(ids):
+            if value not in known:
+                raise ValidationFailed(f"no {model.__tablename__} {value!r}", field=f"{where}.{index}")
     session.add(row)
     session.flush()
     audit(
@@ -141,9 +155,13 @@ def issue_coupon(
     issue_key: str,
     source: str,
     at: datetime | None = None,
+    store_id: str | None = None,
+    guide_id: str | None = None,
 ) -> tuple[Coupon, bool]:
-    """Give a member a coupon. Returns (coupon, created): the same ``issue_key`` returns the first
-    coupon and spends nothing more. Refused when the budget or the member's limit is spent."""
+    """Give a member a coupon, through a store (and its guide) or none. Returns (coupon, created): the
+    same ``issue_key`` returns the first coupon and spends nothing more. Refused (a conflict naming the
+    field) when the budget, the day's limit, the store's allocation or the member's limit is spent; a
+    refusal changes nothing."""
     at = at or utcnow()
     if not issue_key or len(issue_key) > 128:
         raise ValidationFailed(
@@ -152,7 +170,7 @@ def issue_coupon(
     template = get_template(session, tenant_id=tenant_id, code=template_code)
     # Hold the template first: a second issue with the same key waits here for the first to commit,
     # then finds its coupon below instead of colliding with it on the unique key.
-    _lock(session, template)
+    limits.lock_template(session, template)
     earlier = session.scalar(
         select(Coupon).where(
             Coupon.tenant_id == tenant_id, Coupon.template_id == template.id, Coupon.issue_key == issue_key
@@ -162,79 +180,96 @@ def issue_coupon(
         if earlier.member_id != member_id:
             raise Conflict("this issue key was used for another member", field="issue_key")
         return earlier, False
-    if not template.active:
-        raise Conflict(f"coupon template {template_code!r} is switched off", field="template")
+    check_issuable(template, at)
     get_active_member(session, tenant_id=tenant_id, member_id=member_id)
+    store = limits.issuing_store(session, tenant_id, store_id, guide_id)
     starts_at, ends_at = validity(template_rules(template), at)
-    if ends_at is not None and ends_at <= at:
-        raise Conflict(f"coupon template {template_code!r} is no longer valid", field="template")
-    _spend_budget(session, template)
-    _count_for_member(session, template, member_id)
-    coupon = Coupon(
-        id=new_id("cpn"),
-        tenant_id=tenant_id,
-        template_id=template.id,
-        member_id=member_id,
-        code=new_code(),
-        status=ISSUED,
-        issued_at=at,
-        valid_from=starts_at,
-        valid_until=ends_at,
-        source=source,
-        issue_key=issue_key,
-    )
-    session.add(coupon)
-    session.flush()
+    with session.begin_nested():  # the counters move together, or none does
+        allocated = limits.draw_allocation(session, template, store)
+        limits.spend_budget(session, template, allocated=allocated)
+        limits.count_for_day(session, template, at)
+        limits.count_for_member(session, template, member_id)
+        coupon = Coupon(
+            id=new_id("cpn"),
+            tenant_id=tenant_id,
+            template_id=template.id,
+            member_id=member_id,
+            code=new_code(),
+            status=ISSUED,
+            issued_at=at,
+            valid_from=starts_at,
+            valid_until=ends_at,
+            source=source,
+            issue_key=issue_key,
+            store_id=store.id if store else None,
+            guide_id=guide_id,
+        )
+        session.add(coupon)
+        session.flush()
     return coupon, True
 
 
-def _lock(session: Session, template: CouponTemplate) -> None:
-    if not is_sqlite(session):  # SQLite's writers already take turns (BEGIN IMMEDIATE)
-        session.execute(select(CouponTemplate.id).where(CouponTemplate.id == template.id).with_for_update())
+def check_issuable(template: CouponTemplate, at: datetime) -> None:
+    """A template switched off, or whose coupons would already have run out, issues none."""
+    if not template.active:
+        raise Conflict(f"coupon template {template.code!r} is switched off", field="template")
+    _starts_at, ends_at = validity(template_rules(template), at)
+    if ends_at is not None and ends_at <= at:
+        raise Conflict(f"coupon template {template.code!r} is no longer valid", field="template")
 
 
-def _spend_budget(session: Session, template: CouponTemplate) -> None:
-    result = session.execute(
-        update(CouponTemplate)
-        .where(
-            CouponTemplate.id == template.id,
-            CouponTemplate.total_quantity.is_(None)
-            | (CouponTemplate.issued_count < CouponTemplate.total_quantity),
+def set_allocation(
+    session: Session, *, tenant_id: str, template_code: str, store_id: str, quantity: int, actor: str
+) -> CouponAllocation:
+    """A store's share of the template's budget. Never below what the store has issued already, and
+    all shares together, with what was issued outside them, never above the budget. Audited."""
+    if quantity < 0:
+        raise ValidationFailed("an allocation is 0 coupons or more", field="quantity")
+    template = get_template(session, tenant_id=tenant_id, code=template_code)
+    store = session.get(Store, store_id)
+    if store is None or store.tenant_id != tenant_id:
+        raise NotFound(f"no store {store_id}", field="store_id")
+    limits.lock_template(session, template)  # issues of this template wait, so the sums below stay true
+    session.refresh(template)
+    shares = list(
+        session.scalars(
+            select(CouponAllocation)
+            .where(CouponAllocation.tenant_id == tenant_id, CouponAllocation.template_id == template.id)
+            .execution_options(populate_existing=True)
         )
-        .values(issued_count=CouponTemplate.issued_count + 1)
     )
-    if rowcount(result) != 1:
-        raise Conflict(f"the budget of {template.code!r} is spent", field="template")
-
-
-def _count_for_member(session: Session, template: CouponTemplate, member_id: str) -> None:
-    if template.per_member_limit is None:
-        return
-    session.execute(
-        upsert_insert(session, CouponHolding)
-        .values(
-            id=new_id("cph"),
-            tenant_id=template.tenant_id,
-            template_id=template.id,
-            member_id=member_id,
-            issued=0,
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "template_id", "member_id"])
-    )
-    result = session.execute(
-        update(CouponHolding)
-        .where(
-            CouponHolding.tenant_id == template.tenant_id,
-            CouponHolding.template_id == template.id,
-            CouponHolding.member_id == member_id,
-            CouponHolding.issued < template.per_member_limit,
-        )
-        .values(issued=CouponHolding.issued + 1)
-    )
-    if rowcount(result) != 1:
+    current = next((a for a in shares if a.store_id == store.id), None)
+    if current is not None and quantity < current.issued:
         raise Conflict(
-            f"this member already has {template.per_member_limit} of {template.code!r}", field="member_id"
+            f"store {store.code} has issued {current.issued} of {template.code!r} already", field="quantity"
         )
+    if template.total_quantity is not None:
+        others = sum(a.quantity for a in shares if a is not current)
+        outside = template.issued_count - sum(a.issued for a in shares)  # issued through no allocation
+        free = template.total_quantity - others - outside
+        if quantity > free:
+            raise Conflict(
+                f"allocations may not exceed the budget of {template.code!r}: {max(free, 0)} left",
+                field="quantity",
+            )
+    was = current.quantity if current is not None else None
+    if current is None:
+        current = CouponAllocation(
+            id=new_id("cpa"), tenant_id=tenant_id, template_id=template.id, store_id=store.id, issued=0
+        )
+        session.add(current)
+    current.quantity = quantity
+    session.flush()
+    audit(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="coupon.allocation_set",
+        object_type="coupon_template",
+        object_id=template.id,
+        detail={"store_id": store.id, "quantity": quantity, "was": was},
+    )
+    return current
 
 
 def hold_order(session: Session, *, tenant_id: str, channel: str, order_no: str) -> None:
@@ -247,9 +282,24 @@ def hold_order(session: Session, *, tenant_id: str, channel: str, order_no: str)
     session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
 
-def find_coupon(session: Session, *, tenant_id: str, code: str) -> Coupon:
+def find_coupon(
+    session: Session,
+    *,
+    tenant_id: str,
+    code: str,
+    sign: Callable[[str], str] | None = None,
+    at: datetime | None = None,
+) -> Coupon:
+    """The coupon a printed code names, or a dynamic code from the member page (``code.window.mac``),
+    read with the brand's ``sign`` (``codes.dynamic_signer``) as of ``at``. A mistyped, forged or
+    expired code is refused naming ``code``."""
     try:
-        normalized = normalize_code(code)
+        if "." in code:
+            if sign is None:
+                raise BadCode("a dynamic code is not accepted here: type the coupon's printed code")
+            normalized = read_dynamic(code, at_epoch=(at or utcnow()).timestamp(), sign=sign)
+        else:
+            normalized = normalize_code(code)
     except BadCode as exc:
         raise ValidationFailed(str(exc), field="code") from None
     coupon = session.scalar(select(Coupon).where(Coupon.tenant_id == tenant_id, Coupon.code == normalized))
@@ -258,15 +308,25 @@ def find_coupon(session: Session, *, tenant_id: str, code: str) -> Coupon:
     return coupon
 
 
+def with_store_scope(session: Session, rules: Template, basket: Basket) -> Basket:
+    """The basket with its store's region and agent, read from the organisation (not taken from a
+    caller), when the template is scoped to regions or agents: call before ``rules.evaluate``."""
+    if basket.store_id is None or not (rules.region_ids or rules.agent_ids):
+        return basket
+    store = session.get(Store, basket.store_id)
+    region_id, agent_id = (store.region_id, store.agent_id) if store else (None, None)
+    return replace(basket, region_id=region_id, agent_id=agent_id)
+
+
 def validate_coupon(
     session: Session, *, coupon: Coupon, basket: Basket, member_id: str | None = None
 ) -> Decision:
     """The discount the coupon gives on this basket, or every reason it does not apply. Changes nothing."""
     template = session.get(CouponTemplate, coupon.template_id)
     assert template is not None
-    decision = evaluate(
-        template_rules(template), basket, starts_at=coupon.valid_from, ends_at=coupon.valid_until
-    )
+    rules = template_rules(template)
+    basket = with_store_scope(session, rules, basket)
+    decision = evaluate(rules, basket, starts_at=coupon.valid_from, ends_at=coupon.valid_until)
     extra: list[Reason] = []
     if coupon.status != ISSUED:
         extra.append(Reason(coupon.status, f"this coupon is {coupon.status}"))

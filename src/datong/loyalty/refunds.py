@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
 from datong.core.errors import Conflict
+from datong.coupons.orders import reverse_order_coupons
 from datong.ledger import service as ledger
 from datong.ledger.models import Transfer
 from datong.ledger.service import Refs
@@ -194,8 +195,9 @@ def refund_closed_orders(
 ) -> tuple[str | None, int, int]:
     """Imported orders that earned and that a later export shows closed or refunded (Tmall's 交易关闭
     after 交易成功: the buyer got the money back) are refunded in what is left of their total, which
-    takes their points back. In id order after ``after_id``, up to ``limit`` orders; returns (last order
-    id, orders refunded, points clawed back). Call again from the last id until it is None."""
+    takes their points back and reverses the coupons redeemed on them (``coupons/orders.py``). In id
+    order after ``after_id``, up to ``limit`` orders; returns (last order id, orders refunded, points
+    clawed back). Call again from the last id until it is None."""
     earned = select(Transfer.id).where(
         Transfer.tenant_id == program.tenant_id,
         Transfer.order_id == Order.id,
@@ -233,5 +235,6 @@ def refund_closed_orders(
         clawed += refund_points(
             session, program=program, order=order, refund=refund, actor=actor, at=at
         ).clawed_back
+        reverse_order_coupons(session, tenant_id=program.tenant_id, order=order, actor=actor, at=at)
         count += 1
     return (orders[-1].id if orders else None), count, clawed

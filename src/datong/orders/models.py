@@ -12,6 +12,10 @@ from datong.core.db import Base, TenantScoped, Timestamped
 from datong.core.ids import new_id
 
 STATUSES = ("created", "paid", "shipped", "completed", "closed", "refunded", "unknown")
+# What became of a coupon code written on an imported order (OrderCoupon.status).
+PENDING = "pending"
+REDEEMED = "redeemed"
+REFUSED = "refused"
 
 
 class Order(Base, TenantScoped, Timestamped):
@@ -71,3 +75,26 @@ class OrderRefund(Base, TenantScoped, Timestamped):
     lines: Mapped[list[dict[str, int]]] = mapped_column(JSON, default=list)
     reason: Mapped[str | None] = mapped_column(String(300))
     refunded_at: Mapped[datetime] = mapped_column()
+
+
+class OrderCoupon(Base, TenantScoped, Timestamped):
+    """A brand coupon code an imported order carries (the export's coupon column), and what became of it.
+    ``pending`` until the coupon job (``coupons/orders.py``) redeems it on the order, then ``redeemed``
+    (with the redemption, which a refund may later reverse) or ``refused`` with every reason: the list
+    the CRM team works through. ``reason`` on a pending code says what it waits for."""
+
+    __tablename__ = "sales_order_coupon"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "order_id", "code"),
+        Index("ix_sales_order_coupon_status", "tenant_id", "status", "order_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("ocp"))
+    order_id: Mapped[str] = mapped_column(String(32), ForeignKey("sales_order.id"))
+    code: Mapped[str] = mapped_column(String(16))  # normalised, as coupon.code
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)  # PENDING | REDEEMED | REFUSED
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)  # codes: member, expired, not_found …
+    reason: Mapped[str | None] = mapped_column(String(300))  # for a person
+    coupon_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("coupon.id"))
+    redemption_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("coupon_redemption.id"))
+    checked_at: Mapped[datetime | None] = mapped_column()

@@ -15,7 +15,7 @@ from datong.core.clock import utcnow
 from datong.core.db import is_sqlite, upsert_insert
 from datong.core.errors import Conflict, NotFound, ValidationFailed
 from datong.core.ids import new_id
-from datong.orders.models import Order, OrderLine, OrderRefund
+from datong.orders.models import PENDING, REFUSED, Order, OrderCoupon, OrderLine, OrderRefund
 from datong.org.models import Store
 
 # Channels whose systems send their sales to the API; Tmall and JD orders arrive as imports.
@@ -60,6 +60,7 @@ def upsert_orders(session: Session, *, tenant_id: str, incoming: Sequence[Incomi
     )
     changed = 0
     fresh: dict[str, set[tuple[str | None, str]]] = {}  # orders created in this call, with their lines
+    coupon_codes: list[tuple[str, str]] = []  # (order id, code)
     for item in incoming:
         f = item.fields
         found = existing.get((item.channel, f.order_no))
@@ -81,8 +82,37 @@ def upsert_orders(session: Session, *, tenant_id: str, incoming: Sequence[Incomi
         order.store_id = stores.get(f.store_code or "", order.store_id)
         order.source_record_id = order.source_record_id or item.source_record_id
         _add_lines(session, tenant_id, order, f, fresh)
+        coupon_codes += [(order.id, code) for code in f.coupon_codes]
         changed += 1
+    _add_coupon_codes(session, tenant_id, coupon_codes)
     return changed
+
+
+def _add_coupon_codes(session: Session, tenant_id: str, codes: list[tuple[str, str]]) -> None:
+    """The coupon codes an export wrote on its orders, each kept once per order (JD repeats them on every
+    line's row; a later export of the order repeats them again), pending for the coupon job."""
+    if not codes:
+        return
+    session.flush()  # the orders first: the codes refer to them
+    now = utcnow()
+    rows = [
+        {
+            "id": new_id("ocp"),
+            "tenant_id": tenant_id,
+            "order_id": order_id,
+            "code": code,
+            "status": PENDING,
+            "reasons": [],
+            "created_at": now,
+        }
+        for order_id, code in dict.fromkeys(codes)
+    ]
+    for start in range(0, len(rows), 500):
+        session.execute(
+            upsert_insert(session, OrderCoupon)
+            .values(rows[start : start + 500])
+            .on_conflict_do_nothing(index_elements=["tenant_id", "order_id", "code"])
+        )
 
 
 def _add_lines(
@@ -113,6 +143,19 @@ def _add_lines(
         session.add(_line(tenant_id, order.id, next_no, line))
         present.add((line.sku, line.title))
         next_no += 1
+
+
+def retry_refused_coupon_codes(session: Session, *, tenant_id: str) -> int:
+    """Put every refused coupon code of the brand's orders back to pending, for a coupon run after the CRM
+    team fixed what was wrong (merged the buyer with the coupon's holder, corrected a template).
+    Returns how many."""
+    rows = session.scalars(
+        select(OrderCoupon).where(OrderCoupon.tenant_id == tenant_id, OrderCoupon.status == REFUSED)
+    ).all()
+    for row in rows:
+        row.status, row.coupon_id = PENDING, None
+    session.flush()
+    return len(rows)
 
 
 def record_order(

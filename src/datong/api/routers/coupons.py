@@ -1,31 +1,47 @@
-"""Coupons for HQ, the POS and the mini-program: templates, issuing a coupon to a member, a member's
-coupons, validating a coupon on a basket, redeeming it (核销) and reversing a redemption.
+"""Coupons for HQ, the POS and the mini-program: templates and their stores' allocations, issuing a
+coupon to a member (one, or a member list file in bulk), a member's coupons, validating a coupon on a
+basket, redeeming it (核销), reversing a redemption, and the reports per template and per store.
 
 Issuing, redeeming and reversing carry an Idempotency-Key (``api/idempotency.py``); validating changes
 nothing and needs none. A coupon of a member the caller may not see answers as a code that does not
-exist. A caller bound to a store (a store's API key, a store manager) redeems at its own store; an
-agent manager at one of its agent's stores.
+exist. A caller bound to a store (a store's API key, a store manager) issues and redeems at its own
+store; an agent manager at one of its agent's stores. Validating and redeeming take the printed code or
+the member page's dynamic code.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 
-from datong.api.deps import PrincipalDep, SessionDep
+from datong.api.deps import PrincipalDep, PrincipalOutsideTransactionDep, RuntimeDep, SessionDep
 from datong.api.idempotency import answer_once
 from datong.core.clock import utcnow
-from datong.core.errors import NotFound, ValidationFailed
-from datong.coupons import queries, service
-from datong.coupons.models import Coupon, CouponTemplate
+from datong.core.context import Runtime
+from datong.core.errors import DatongError, NotFound, ValidationFailed
+from datong.coupons import bulk, queries, reports, service
+from datong.coupons.codes import dynamic_signer
+from datong.coupons.models import Coupon, CouponIssueBatch, CouponTemplate
 from datong.coupons.rules import ONLINE_CHANNELS, Basket, Line
-from datong.coupons.schemas import IssueIn, RedeemIn, TemplateIn, ValidateIn
+from datong.coupons.schemas import AllocationIn, IssueIn, RedeemIn, TemplateIn, ValidateIn
 from datong.members.queries import get_member_for, require
+from datong.org.models import Agent, Guide, Region, Store
 from datong.org.queries import store_by_code, store_to_act_at
 from datong.tenancy import rules
 from datong.tenancy.rules import Principal
+from datong.tenancy.service import audit
 
 router = APIRouter(prefix="/api/v1/coupons", tags=["coupons"])
 IdempotencyKey = Annotated[str | None, Header()]
@@ -36,33 +52,73 @@ def create_template(body: TemplateIn, s: SessionDep, p: PrincipalDep) -> dict[st
     """A new kind of coupon, with where it applies and its budget. A second template with the same code
     is refused (409), so sending one twice creates it once."""
     require(p, rules.COUPONS_ADMIN)
-    fields = body.model_dump(exclude={"code", "store_codes"})
-    fields["store_ids"] = [
-        store_by_code(s, tenant_id=p.tenant_id, code=code, field=f"store_codes.{index}").id
-        for index, code in enumerate(body.store_codes)
-    ]
+    fields = body.model_dump(exclude={"code", "store_codes", "region_codes", "agent_codes"})
+    for model, name in ((Store, "store"), (Region, "region"), (Agent, "agent")):
+        codes = getattr(body, f"{name}_codes")
+        fields[f"{name}_ids"] = queries.ids_by_code(
+            s, model, tenant_id=p.tenant_id, codes=codes, field=f"{name}_codes"
+        )
     row = service.create_template(s, tenant_id=p.tenant_id, actor=p.label, code=body.code, **fields)
     return queries.template_view(s, row)
+
+
+@router.put("/templates/{code}/allocations/{store_code}")
+def set_allocation(
+    code: str, store_code: str, body: AllocationIn, s: SessionDep, p: PrincipalDep
+) -> dict[str, Any]:
+    """A store's share of the template's budget: issues through the store draw on it, and issues
+    through no store may not touch it. Not below what the store gave out already; all shares together
+    not above the budget. Setting the same quantity again changes nothing more."""
+    require(p, rules.COUPONS_ADMIN)
+    try:
+        store = store_by_code(s, tenant_id=p.tenant_id, code=store_code)
+    except ValidationFailed:
+        raise NotFound(f"no store {store_code!r}", field="store_code") from None
+    with _named(store_id="store_code"):
+        row = service.set_allocation(
+            s,
+            tenant_id=p.tenant_id,
+            template_code=code,
+            store_id=store.id,
+            quantity=body.quantity,
+            actor=p.label,
+        )
+    return {"template": code, **queries.allocation_view(s, row)}
 
 
 @router.post("/issue")
 def issue(
     body: IssueIn, s: SessionDep, p: PrincipalDep, idempotency_key: IdempotencyKey = None
 ) -> dict[str, Any]:
-    """Give a member a coupon of a template. The same ``issue_key`` gives the same coupon (``created``
-    is then false) and spends nothing more of the budget or of the member's limit."""
+    """Give a member a coupon of a template, through a store (``store_code``; a caller bound to a store:
+    its own) and a guide if named. The same ``issue_key`` gives the same coupon (``created`` is then
+    false) and spends nothing more. A spent budget, day's limit, store allocation or member's limit is a
+    409 naming the field."""
     require(p, rules.COUPONS_WRITE)
 
     def act() -> tuple[int, dict[str, Any]]:
         member = get_member_for(s, p, body.member_id)
-        coupon, created = service.issue_coupon(
-            s,
-            tenant_id=p.tenant_id,
-            template_code=body.template,
-            member_id=member.id,
-            issue_key=body.issue_key,
-            source="api",
-        )
+        store = store_to_act_at(s, p, body.store_code)
+        guide_id = None
+        if body.guide_code is not None:
+            guide_id = queries.id_by_code(
+                s, Guide, tenant_id=p.tenant_id, code=body.guide_code, field="guide_code"
+            )
+            guide = s.get(Guide, guide_id)
+            # A guide of a store the caller may not act at: as if there were none.
+            if guide is None or (p.store_scope is not None and guide.store_id not in p.store_scope):
+                raise NotFound(f"no guide {body.guide_code!r}", field="guide_code")
+        with _named(store_id="store_code", guide_id="guide_code"):
+            coupon, created = service.issue_coupon(
+                s,
+                tenant_id=p.tenant_id,
+                template_code=body.template,
+                member_id=member.id,
+                issue_key=body.issue_key,
+                source="api",
+                store_id=store.id if store else None,
+                guide_id=guide_id,
+            )
         return 200, {**queries.coupon_view(coupon, _template(s, coupon)), "created": created}
 
     return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
@@ -80,10 +136,10 @@ def member_coupons(member_id: str, s: SessionDep, p: PrincipalDep) -> dict[str, 
 
 
 @router.post("/validate")
-def validate(body: ValidateIn, s: SessionDep, p: PrincipalDep) -> dict[str, Any]:
+def validate(body: ValidateIn, s: SessionDep, p: PrincipalDep, rt: RuntimeDep) -> dict[str, Any]:
     """What the coupon takes off this basket now, or every reason it does not apply. Changes nothing."""
     require(p, rules.COUPONS_WRITE)
-    coupon = _coupon_for(s, p, body.code)
+    coupon = _coupon_for(s, p, rt, body.code)
     member_id = get_member_for(s, p, body.member_id).id if body.member_id else None
     basket = _basket(s, p, body.channel, body.store_code, body.lines, body.points_used, body.order_no)
     decision = service.validate_coupon(s, coupon=coupon, basket=basket, member_id=member_id)
@@ -98,14 +154,14 @@ def validate(body: ValidateIn, s: SessionDep, p: PrincipalDep) -> dict[str, Any]
 
 @router.post("/redeem")
 def redeem(
-    body: RedeemIn, s: SessionDep, p: PrincipalDep, idempotency_key: IdempotencyKey = None
+    body: RedeemIn, s: SessionDep, p: PrincipalDep, rt: RuntimeDep, idempotency_key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """Redeem the coupon on an order, once: the discount, recomputed on the basket sent. A coupon that
     does not apply is a 409 with every reason (``detail.reasons``), and so is a second redemption."""
     require(p, rules.COUPONS_WRITE)
 
     def act() -> tuple[int, dict[str, Any]]:
-        coupon = _coupon_for(s, p, body.code)
+        coupon = _coupon_for(s, p, rt, body.code)
         member_id = get_member_for(s, p, body.member_id).id if body.member_id else None
         basket = _basket(s, p, body.channel, body.store_code, body.lines, body.points_used, body.order_no)
         done = service.redeem_coupon(
@@ -162,13 +218,170 @@ def reverse(
     return answer_once(s, p, idempotency_key, {"redemption_id": redemption_id}, act)
 
 
+# --- bulk issuing from a member list file --------------------------------------------------------------
+
+
+@router.post("/batches", status_code=202)
+def upload_batch(
+    p: PrincipalOutsideTransactionDep,
+    rt: RuntimeDep,
+    template: Annotated[str, Form(min_length=1, max_length=40)],
+    file: Annotated[UploadFile, File()],
+    card_source: Annotated[str | None, Form(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Issue the template's coupon to every member of a CSV or Excel file (``member_id``, ``card_no``
+    with ``card_source``, or ``phone``; optional ``issue_key``), in the background: poll
+    ``GET /api/v1/coupons/batches/{id}``. The same file for the same template is the same batch, so
+    sending it again issues nothing more. Bad rows are kept: ``…/errors``."""
+    require(p, rules.COUPONS_ADMIN)
+    data = file.file.read()
+    if not data:
+        raise ValidationFailed("the file is empty", field="file")
+    name = Path(file.filename or "members.csv").name
+    folder = Path(tempfile.mkdtemp(prefix="datong-coupon-batch-"))
+    # Only while the job runs: every row it could not take is kept encrypted, and the plaintext (it may
+    # hold phone numbers) must not outlive it. Sending the file again resumes a batch that stopped.
+    path = folder / f"upload{Path(name).suffix.lower() or '.csv'}"
+    path.write_bytes(data)
+    started = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def opened(batch: CouponIssueBatch) -> None:
+        outcome.setdefault("id", batch.id)
+        started.set()
+
+    def work() -> None:
+        try:
+            bulk.run_bulk_issue(
+                rt.db,
+                rt.keyring,
+                tenant_id=p.tenant_id,
+                template_code=template,
+                path=path,
+                actor=p.label,
+                filename=name,
+                card_source=card_source,
+                progress=opened,
+            )
+        except Exception as exc:  # shown to the caller if the batch never opened, else on the batch
+            outcome["error"] = exc
+        finally:
+            path.unlink(missing_ok=True)
+            folder.rmdir()
+            started.set()
+
+    threading.Thread(target=work, name=f"coupon-batch-{p.tenant_id}", daemon=True).start()
+    started.wait(timeout=30)
+    if "id" not in outcome:
+        if "error" in outcome:
+            raise outcome["error"]
+        return {"status": "running", "filename": name}
+    with rt.db.reading() as s:
+        return queries.batch_view(s, queries.get_batch(s, tenant_id=p.tenant_id, batch_id=outcome["id"]))
+
+
+@router.get("/batches/{batch_id}")
+def get_batch(batch_id: str, s: SessionDep, p: PrincipalDep) -> dict[str, Any]:
+    """A bulk issue's progress: rows seen, issued, already issued (the same key before), failed."""
+    require(p, rules.COUPONS_ADMIN)
+    return queries.batch_view(s, queries.get_batch(s, tenant_id=p.tenant_id, batch_id=batch_id))
+
+
+@router.get("/batches/{batch_id}/errors")
+def batch_errors(batch_id: str, s: SessionDep, p: PrincipalDep, rt: RuntimeDep) -> StreamingResponse:
+    """CSV of the rows not issued: row number, the column at fault, the reason, and the row as given
+    (the brand's own file, which may hold phone numbers: audited)."""
+    require(p, rules.COUPONS_ADMIN)
+    batch = queries.get_batch(s, tenant_id=p.tenant_id, batch_id=batch_id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(queries.ERROR_REPORT_HEADER)
+    writer.writerows(queries.error_rows(s, rt.keyring, batch.id))
+    audit(
+        s,
+        tenant_id=p.tenant_id,
+        actor=p.label,
+        action="coupon.bulk_errors_export",
+        object_type="coupon_issue_batch",
+        object_id=batch.id,
+    )
+    return StreamingResponse(
+        iter([out.getvalue().encode("utf-8-sig")]),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{batch.id}-errors.csv"'},
+    )
+
+
+# --- reports ----------------------------------------------------------------------------------------
+
+Since = Annotated[AwareDatetime | None, Query(description="from (inclusive); default: the beginning")]
+Until = Annotated[AwareDatetime | None, Query(description="to (exclusive); default: now")]
+
+
+@router.get("/templates/{code}/report")
+def template_report(
+    code: str, s: SessionDep, p: PrincipalDep, since: Since = None, until: Until = None
+) -> dict[str, Any]:
+    """The template's coupons issued in the period and redeemed in it: issued, redeemed, expired (as
+    of now), the redemption rate, the GMV of the orders that used one, the average order with and
+    without a coupon."""
+    require(p, rules.COUPONS_ADMIN)
+    row = service.get_template(s, tenant_id=p.tenant_id, code=code)
+    now = utcnow()
+    [figures] = reports.template_report(
+        s, tenant_id=p.tenant_id, since=since, until=until or now, at=now, template_id=row.id
+    )
+    return {
+        "template": row.code,
+        "name": row.name,
+        **_period(since, until or now),
+        **queries.figures_view(figures),
+    }
+
+
+@router.get("/templates/{code}/stores")
+def store_report(
+    code: str, s: SessionDep, p: PrincipalDep, since: Since = None, until: Until = None
+) -> dict[str, Any]:
+    """The same figures per store: issued and expired through the store, redeemed at it. A caller bound
+    to stores sees only its stores' rows."""
+    require(p, rules.COUPONS_READ)
+    row = service.get_template(s, tenant_id=p.tenant_id, code=code)
+    now = utcnow()
+    rows = reports.store_report(
+        s,
+        tenant_id=p.tenant_id,
+        since=since,
+        until=until or now,
+        at=now,
+        template_id=row.id,
+        store_ids=p.store_scope,
+    )
+    return {"template": row.code, **_period(since, until or now), "stores": queries.store_rows(s, rows)}
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def _coupon_for(s: Session, p: Principal, code: str) -> Coupon:
-    """The coupon a code names, if the caller may see its member; to the caller, a coupon it may not
-    see and a code that does not exist look alike."""
-    coupon = service.find_coupon(s, tenant_id=p.tenant_id, code=code)
+@contextmanager
+def _named(**fields: str) -> Iterator[None]:
+    """A service's error about ``store_id`` (say) named as this API's field (``store_code``)."""
+    try:
+        yield
+    except DatongError as exc:
+        exc.field = fields.get(exc.field or "", exc.field)
+        raise
+
+
+def _period(since: datetime | None, until: datetime) -> dict[str, str | None]:
+    return {"since": since.isoformat() if since else None, "until": until.isoformat()}
+
+
+def _coupon_for(s: Session, p: Principal, rt: Runtime, code: str) -> Coupon:
+    """The coupon a printed or dynamic code names, if the caller may see its member; to the caller, a
+    coupon it may not see and a code that does not exist look alike."""
+    sign = dynamic_signer(rt.keyring, p.tenant_id)
+    coupon = service.find_coupon(s, tenant_id=p.tenant_id, code=code, sign=sign)
     try:
         get_member_for(s, p, coupon.member_id)
     except NotFound:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from datong.channels.fields import (
+    COUPON_CODE_HEADERS,
     MISSING,
     Columns,
     Row,
+    coupon_codes,
     is_masked,
     map_status,
     open_records,
@@ -41,6 +43,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "receiver_address": ("客户地址",),
     "phone": ("联系电话",),
     "shop_name": ("店铺名称",),
+    # Not in the platform's export: a column the brand adds (see docs/coupon-orders.md).
+    "coupon_codes": COUPON_CODE_HEADERS,
 }
 
 STATUSES: dict[str, str] = {
@@ -73,6 +77,7 @@ def _order(row: Row) -> OrderFields | None:
     sku = row.text("sku")
     quantity = row.convert("quantity", parse_int)
     unit_price = row.convert("unit_price", parse_amount_fen)
+    codes = coupon_codes(row, "coupon_codes")
     if order_no is None:
         return None
     order = OrderFields(
@@ -85,6 +90,7 @@ def _order(row: Row) -> OrderFields | None:
         paid_at=paid_at,
         completed_at=completed_at,
         shop_name=row.text("shop_name"),
+        coupon_codes=codes,
     )
     if title is not None or sku is not None:
         order.lines.append(

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from datong.channels.fields import (
+    COUPON_CODE_HEADERS,
     MISSING,
     Columns,
     Row,
+    coupon_codes,
     is_masked,
     map_status,
     open_records,
@@ -52,6 +54,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "quantity": ("宝贝总数量",),
     "shop_id": ("店铺Id",),
     "shop_name": ("店铺名称",),
+    # Not in the platform's export: a column the brand adds (see docs/coupon-orders.md).
+    "coupon_codes": COUPON_CODE_HEADERS,
 }
 
 # Keys are written with half-width commas: map_status folds the export's full-width ones.
@@ -100,6 +104,7 @@ def _order(row: Row) -> OrderFields | None:
     paid_at = row.convert("paid_at", parse_datetime)
     title = row.text("title")
     quantity = row.convert("quantity", parse_int)
+    codes = coupon_codes(row, "coupon_codes")
     if order_no is None:
         return None
     order = OrderFields(
@@ -113,6 +118,7 @@ def _order(row: Row) -> OrderFields | None:
         paid_at=paid_at,
         shop_id=row.text("shop_id"),
         shop_name=row.text("shop_name"),
+        coupon_codes=codes,
     )
     if title is not None:
         # The report has one row per order: 宝贝标题 may join several items, counted together.
