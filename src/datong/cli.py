@@ -11,12 +11,18 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import select
 
+from datong.channels.wechat.cli import wechat_app
+from datong.core.cli_context import TenantOpt, tenant_id_of
 from datong.core.context import Runtime, load_runtime
 from datong.core.crypto import write_key_file
-from datong.core.errors import DatongError, NotFound
+from datong.core.errors import DatongError
 from datong.core.migrate import upgrade
+from datong.coupons.claims_cli import spend_claims_app
+from datong.coupons.cli import coupons_app
+from datong.coupons.draw_cli import draws_app
+from datong.coupons.orders_cli import coupon_orders_app
+from datong.guides.cli import guides_app
 from datong.loyalty.cli import points_app
 
 app = typer.Typer(
@@ -38,35 +44,22 @@ for sub, name in (
     (export_app, "export"),
     (org_app, "org"),
     (points_app, "points"),
+    (guides_app, "guides"),
+    (coupons_app, "coupons"),
+    (draws_app, "draws"),
+    (spend_claims_app, "spend-claims"),
+    (coupon_orders_app, "coupon-orders"),
+    (wechat_app, "wechat"),
 ):
     app.add_typer(sub, name=name)
 console = Console()
 err = Console(stderr=True)
 
-TenantOpt = Annotated[str | None, typer.Option("--tenant", envvar="DATONG_TENANT", help="brand code")]
-
-
-def _runtime() -> Runtime:
-    return load_runtime()
-
-
-def _tenant_id(rt: Runtime, code: str | None) -> str:
-    from datong.tenancy.models import Tenant
-    from datong.tenancy.service import get_tenant_by_code
-
-    with rt.db.reading() as s:
-        if code:
-            return get_tenant_by_code(s, code).id
-        ids = list(s.scalars(select(Tenant.id).limit(2)))
-    if len(ids) != 1:
-        raise NotFound("name the brand with --tenant CODE (or DATONG_TENANT)", field="tenant")
-    return ids[0]
-
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest version."""
-    rt = _runtime()
+    rt = load_runtime()
     upgrade(rt.settings.database_url)
     console.print(f"schema is current: {rt.db.engine.url.render_as_string(hide_password=True)}")
 
@@ -82,7 +75,7 @@ def keys_generate(out: Annotated[Path, typer.Option(help="where to write the new
 def tenant_create(code: str, name: str) -> None:
     from datong.tenancy.service import create_tenant
 
-    rt = _runtime()
+    rt = load_runtime()
     with rt.db.unit_of_work() as s:
         tenant = create_tenant(s, code=code, name=name)
     console.print(f"brand {code}: {tenant.id}")
@@ -102,8 +95,8 @@ def tenant_add_user(
     from datong.org.service import _by_code
     from datong.tenancy.service import create_user
 
-    rt = _runtime()
-    tid = _tenant_id(rt, tenant)
+    rt = load_runtime()
+    tid = tenant_id_of(rt, tenant)
     with rt.db.unit_of_work() as s:
         user = create_user(
             s,
@@ -126,8 +119,8 @@ def tenant_add_api_key(
 ) -> None:
     from datong.tenancy.service import create_api_key
 
-    rt = _runtime()
-    tid = _tenant_id(rt, tenant)
+    rt = load_runtime()
+    tid = tenant_id_of(rt, tenant)
     with rt.db.unit_of_work() as s:
         secret, key = create_api_key(
             s, tenant_id=tid, name=name, scopes=[x.strip() for x in scopes.split(",")]
@@ -140,8 +133,8 @@ def org_load(file: Path, tenant: TenantOpt = None) -> None:
     """Create the regions, agents, stores, guides and shops an org.json describes."""
     from datong.org.service import load_org
 
-    rt = _runtime()
-    tid = _tenant_id(rt, tenant)
+    rt = load_runtime()
+    tid = tenant_id_of(rt, tenant)
     with rt.db.unit_of_work() as s:
         counts = load_org(s, tenant_id=tid, actor="system:cli", data=json.loads(file.read_text("utf-8")))
     console.print(counts)
@@ -162,8 +155,8 @@ def import_(
     """Import a channel file: streams, resumes after a crash, and the same file twice changes nothing."""
     from datong.jobs.imports import ImportRequest, run_import
 
-    rt = _runtime()
-    tid = _tenant_id(rt, tenant)
+    rt = load_runtime()
+    tid = tenant_id_of(rt, tenant)
     request = ImportRequest(
         tenant_id=tid,
         kind=kind,
@@ -234,8 +227,8 @@ def unify(tenant: TenantOpt = None) -> None:
     """Run unification over the whole base: merge members that the rules say are one person."""
     from datong.members.unify import unify_all
 
-    rt = _runtime()
-    tid = _tenant_id(rt, tenant)
+    rt = load_runtime()
+    tid = tenant_id_of(rt, tenant)
     with _progress() as bar, rt.db.unit_of_work() as s:
         task = bar.add_task("unify", total=None)
         stats = unify_all(
@@ -255,8 +248,8 @@ def members_explain(member_id: str, tenant: TenantOpt = None) -> None:
     """Why this member holds each identity and record, and its merges (with their evidence)."""
     from datong.members.queries import explain
 
-    rt = _runtime()
-    tid = _tenant_id(rt, tenant)
+    rt = load_runtime()
+    tid = tenant_id_of(rt, tenant)
     with rt.db.reading() as s:
         data = explain(s, rt.keyring, tenant_id=tid, member_id=member_id)
     console.print(f"[bold]{data['member_id']}[/] ({data['status']})")
@@ -289,8 +282,8 @@ def members_unmerge(
     """Undo a merge: every identity, record, order and consent goes back, and the two stay apart."""
     from datong.members.service import unmerge
 
-    rt = _runtime()
-    tid = _tenant_id(rt, tenant)
+    rt = load_runtime()
+    tid = tenant_id_of(rt, tenant)
     with rt.db.unit_of_work() as s:
         event = unmerge(
             s, tenant_id=tid, keyring=rt.keyring, merge_id=merge_id, actor="system:cli", reason=reason
@@ -306,8 +299,8 @@ def export_identities(
     from datong.members.queries import export_identities as rows
     from datong.tenancy.service import audit
 
-    rt = _runtime()
-    tid = _tenant_id(rt, tenant)
+    rt = load_runtime()
+    tid = tenant_id_of(rt, tenant)
     count = 0
     with rt.db.reading() as s, out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -335,7 +328,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     from datong.api.app import create_app
 
-    uvicorn.run(create_app(_runtime()), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(load_runtime()), host=host, port=port, log_level="info")
 
 
 @app.command()

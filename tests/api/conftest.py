@@ -53,6 +53,7 @@ from datong.org.service import load_org
 from datong.tenancy import rules
 from datong.tenancy import service as tenancy
 from datong.tenancy.models import AuditEntry
+from tests.api.guides_world import build_guides
 from tests.conftest import BACKENDS, _pg_database, _sqlite_database
 from tests.members.helpers import card, ingest
 
@@ -245,6 +246,12 @@ class Brand:
     coupons_at: datetime | None = None  # when the members' coupons were issued (and one redeemed)
     coupons: dict[str, str] = field(default_factory=dict)  # label or AWAY target → its unused coupon's code
     coupon_redemptions: dict[str, str] = field(default_factory=dict)  # label or AWAY target → redemption
+    # The guides' world (tests/api/guides_world.py), by guide code (G1, G2): its card (a QR code id), the
+    # member credited with an e-shop order in GUIDES_PERIOD, that order's number, an open dispute.
+    guide_cards: dict[str, str] = field(default_factory=dict)
+    guide_shoppers: dict[str, str] = field(default_factory=dict)
+    guide_orders: dict[str, str] = field(default_factory=dict)
+    guide_disputes: dict[str, str] = field(default_factory=dict)
 
     @property
     def agent_a(self) -> str:
@@ -668,6 +675,7 @@ def _build_brand(world: World, code: str) -> Brand:
     _build_points(world, brand)
     _build_settlement(world, brand)
     _build_coupons(world, brand)
+    build_guides(world, brand)
     return brand
 
 
@@ -766,7 +774,8 @@ def world(api_database: Database, tmp_path_factory: pytest.TempPathFactory) -> I
     coupons:read + coupons:write), the members in ``MEMBERS``, an import batch with a failed row, a merge
     in force, the points program ``POINTS_PROGRAM`` with every member's starting points and open hold
     (``WORLD_ORDER_FEN``, ``AWAY``), redemptions in ``SETTLEMENT_PERIOD``, and the coupon template
-    ``COUPON_TEMPLATE`` with every member's unused and redeemed coupon. Every brand-1 user and brand 2's
+    ``COUPON_TEMPLATE`` with every member's unused and redeemed coupon, and the guides' codes, credited
+    orders, commission and disputes (``tests/api/guides_world.py``). Every brand-1 user and brand 2's
     admin are logged in through the API."""
     keyring = Keyring(master=os.urandom(32))
     backend = api_database.engine.dialect.name

@@ -115,6 +115,7 @@ def call_points_earn(w: World, caller: str, target: str, ok: bool) -> httpx.Resp
             "rules": [],
             "note": None,
             "balance": 120,
+            "reward_coupon": None,  # the brand gives no spend rewards
         }
     return response
 

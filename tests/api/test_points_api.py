@@ -120,6 +120,7 @@ def test_a_pos_sale_earns_by_its_lines_and_answers_the_balance(world: World) -> 
         "rules": ["big-basket", "shoes-x2"],
         "note": None,
         "balance": 1050,
+        "reward_coupon": None,  # the brand gives no spend rewards
     }
     assert (order.member_id, order.store_id, order.status, order.total_fen, order.paid_fen) == (
         member_id,
@@ -177,6 +178,7 @@ def test_an_online_order_sent_as_paid_earns_when_sent_again_as_completed(world: 
         "rules": [],
         "note": "the order is paid; it earns once completed",
         "balance": 0,
+        "reward_coupon": None,
     }
     assert (saved.status, saved.store_id, saved.completed_at) == ("paid", None, None)
     assert changes(before, w.counts()) == {
@@ -198,6 +200,7 @@ def test_an_online_order_sent_as_paid_earns_when_sent_again_as_completed(world: 
         "rules": [],
         "note": None,
         "balance": 320,
+        "reward_coupon": None,
     }
     assert w.order(w.b1, "miniprogram", order_no).status == "completed"
     assert w.counts()["sales_order"] == before["sales_order"] + 1  # the same order, now completed
@@ -991,6 +994,7 @@ def test_hq_acts_at_any_store(world: World) -> None:
         "rules": [],
         "note": None,
         "balance": 100,
+        "reward_coupon": None,
     }
     body = {"member_id": member_id, "points": 30, "channel": "pos", "store_code": "D1"}
     spent = answer(write(w, "hq_admin", REDEEM, body))
@@ -1021,4 +1025,29 @@ def test_a_guide_reads_its_members_points_and_writes_none(world: World) -> None:
         w, "guide", REDEEM, {"member_id": member_id, "points": 5, "channel": "pos", "store_code": "A1"}
     )
     assert refused(response) == (403, "forbidden", None)
+    assert w.counts() == before
+
+
+def test_a_sale_rung_up_by_a_guide_is_credited_to_that_guide(world: World) -> None:
+    from sqlalchemy import select
+
+    from datong.guides.models import Attribution
+
+    w = world
+    member_id = w.fresh_member(w.b1, store="A1")
+    sale = pos_order(f"POS-{w.fresh_card()}", 30000, store="A1") | {"guide_code": "G1"}
+    earn(w, member_id, sale)
+    with w.db.reading() as s:
+        credit = s.execute(
+            select(
+                Attribution.guide_id, Attribution.store_id, Attribution.rule, Attribution.amount_fen
+            ).where(Attribution.member_id == member_id)
+        ).one()
+    assert tuple(credit) == (w.b1.guides["G1"], w.b1.stores["A1"], "pos_sale", 30000)
+    # A guide of another store, or one that does not exist: refused, naming the field, nothing written.
+    before = w.counts()
+    for code, store in (("G-NOPE", "A1"), ("G1", "D1")):
+        bad = pos_order(f"POS-{w.fresh_card()}", 100, store=store) | {"guide_code": code}
+        response = write(w, "pos_key", EARN, {"member_id": member_id, "order": bad})
+        assert refused(response) == (422, "invalid", "order.guide_code")
     assert w.counts() == before

@@ -6,7 +6,20 @@ from fastapi import FastAPI
 
 from datong import __version__
 from datong.api import errors
-from datong.api.routers import audit, auth, coupons, imports, members, org, points
+from datong.api.routers import (
+    audit,
+    auth,
+    coupon_codes,
+    coupons,
+    draws,
+    guides,
+    imports,
+    members,
+    org,
+    points,
+    spend_claims,
+    wechat,
+)
 from datong.core.context import Runtime, load_runtime
 from datong.core.errors import ConfigurationError
 from datong.core.migrate import is_current
@@ -31,6 +44,11 @@ def create_app(runtime: Runtime | None = None, *, check_schema: bool = True) -> 
         audit.router,
         points.router,
         coupons.router,
+        guides.router,
+        draws.router,
+        coupon_codes.router,
+        spend_claims.router,
+        wechat.router,
     ):
         app.include_router(router)
 

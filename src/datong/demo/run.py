@@ -20,6 +20,7 @@ from datong.core.config import Settings, get_settings
 from datong.core.context import Runtime, load_runtime
 from datong.core.crypto import write_key_file
 from datong.core.migrate import upgrade
+from datong.demo.engagement import run_engagement
 from datong.demo.generator import DemoManifest, generate_demo
 from datong.demo.program import DEMO_PROGRAM
 from datong.jobs.imports import ImportRequest, run_import
@@ -140,6 +141,7 @@ def run_demo(*, workdir: Path, people: int, console: Console, port: int = 8000) 
         stats: UnifyStats = unify_all(s, tenant_id=tenant_id, keyring=rt.keyring, actor="system:demo")
     console.print(f"      batch unify merged {stats.members_merged} more members")
     pos_key = _demo_points(rt, tenant_id, console)
+    run_engagement(rt, tenant_id, console)
     with rt.db.reading() as s:
         users = list(
             s.scalars(
@@ -203,7 +205,14 @@ def _demo_points(rt: Runtime, tenant_id: str, console: Console) -> str | None:
             s,
             tenant_id=tenant_id,
             name="demo POS",
-            scopes=[rules.MEMBERS_READ, rules.MEMBERS_WRITE, rules.POINTS_READ, rules.POINTS_WRITE],
+            scopes=[
+                rules.MEMBERS_READ,
+                rules.MEMBERS_WRITE,
+                rules.POINTS_READ,
+                rules.POINTS_WRITE,
+                rules.COUPONS_READ,
+                rules.COUPONS_WRITE,
+            ],
             actor="system:demo",
         )
     return secret

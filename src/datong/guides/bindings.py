@@ -151,7 +151,7 @@ def hand_over_members(
             member.guide_id = None
             member.home_store_id = to_store_id
     leaving.active = False
-    leaving.left_at = at
+    leaving.left_at = leaving.left_at or at  # a second hand-over keeps the day they left
     session.flush()
     audit(
         session,

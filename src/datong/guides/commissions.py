@@ -261,3 +261,9 @@ def adjust_commission(
         note=reason.strip(),
     )
     return transfer
+
+
+def owed_on_order(session: Session, *, tenant_id: str, order_id: str) -> int:
+    """The commission an order still carries: posted, less what refunds took back."""
+    sums = _order_sums(session, commission_ledger(session, tenant_id=tenant_id), order_id)
+    return sums.get(EARN, 0) - sums.get(CLAWBACK, 0)

@@ -119,3 +119,42 @@ class CommissionDispute(Base, TenantScoped, Timestamped):
     raised_by: Mapped[str] = mapped_column(String(64))
     resolved_by: Mapped[str | None] = mapped_column(String(64))
     resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+class ProfitShare(Base, TenantScoped, Timestamped):
+    """One WeChat Pay profit-sharing request (分账) for a paid order: who receives what. ``out_order_no``
+    is the request's id at WeChat Pay (the same one again is the same request); it is sent through the
+    outbox, and ``status``/``results`` follow WeChat Pay's answers."""
+
+    __tablename__ = "guide_profit_share"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "out_order_no"),
+        Index("ix_guide_profit_share_order", "tenant_id", "order_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("psh"))
+    order_id: Mapped[str] = mapped_column(String(32), ForeignKey("sales_order.id"))
+    transaction_id: Mapped[str] = mapped_column(String(32))
+    out_order_no: Mapped[str] = mapped_column(String(64))
+    # [{"party", "type", "account", "amount_fen", "description"}]
+    receivers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16))  # pending | processing | finished | failed
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(String(500))
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class ProfitShareReturn(Base, TenantScoped, Timestamped):
+    """Money taken back (回退) from a merchant receiver of a split, e.g. after a refund."""
+
+    __tablename__ = "guide_profit_share_return"
+    __table_args__ = (UniqueConstraint("tenant_id", "out_return_no"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("psr"))
+    profit_share_id: Mapped[str] = mapped_column(String(32), ForeignKey("guide_profit_share.id"), index=True)
+    out_return_no: Mapped[str] = mapped_column(String(64))
+    return_mchid: Mapped[str] = mapped_column(String(32))
+    amount_fen: Mapped[int] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16))  # pending | processing | success | failed
+    fail_reason: Mapped[str | None] = mapped_column(String(100))

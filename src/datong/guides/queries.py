@@ -15,7 +15,7 @@ from datong.guides import rules
 from datong.guides.models import Attribution, BindingChange, Touch
 from datong.ledger.models import Account, Ledger, Transfer
 from datong.orders.models import Order
-from datong.org.models import Guide, Store
+from datong.org.models import Agent, Guide, Store
 from datong.tenancy.models import Tenant
 
 
@@ -33,11 +33,57 @@ def get_guide(session: Session, *, tenant_id: str, guide_id: str) -> Guide:
     return guide
 
 
+def guide_at_store(session: Session, *, tenant_id: str, code: str, store_id: str | None) -> Guide:
+    """The guide with this code who works at the store (a sale rung up there); else a clear error."""
+    guide = session.scalar(select(Guide).where(Guide.tenant_id == tenant_id, Guide.code == code))
+    if guide is None:
+        raise ValidationFailed(f"no guide {code!r}", field="order.guide_code")
+    if store_id is None or guide.store_id != store_id:
+        raise ValidationFailed("this guide does not work at the sale's store", field="order.guide_code")
+    if not guide.active:
+        raise ValidationFailed("this guide has left", field="order.guide_code")
+    return guide
+
+
 def get_store(session: Session, *, tenant_id: str, store_id: str) -> Store:
     store = session.get(Store, store_id)
     if store is None or store.tenant_id != tenant_id:
         raise NotFound(f"no store {store_id}", field="store_id")
     return store
+
+
+def binding_history(session: Session, *, tenant_id: str, member_id: str) -> list[BindingChange]:
+    """Every change of the member's exclusive guide, oldest first."""
+    return list(
+        session.scalars(
+            select(BindingChange)
+            .where(BindingChange.tenant_id == tenant_id, BindingChange.member_id == member_id)
+            .order_by(BindingChange.at, BindingChange.id)
+        )
+    )
+
+
+def attribution_of(session: Session, *, tenant_id: str, order_id: str) -> Attribution | None:
+    return session.scalar(
+        select(Attribution).where(Attribution.tenant_id == tenant_id, Attribution.order_id == order_id)
+    )
+
+
+def codes_and_names(
+    session: Session, *, tenant_id: str, by: str, keys: Iterable[str]
+) -> dict[str, tuple[str, str]]:
+    """The code and name of each guide, store or agent id (``by``), for statements and KPIs."""
+    models: dict[str, type[Guide] | type[Store] | type[Agent]] = {
+        "guide": Guide,
+        "store": Store,
+        "agent": Agent,
+    }
+    model = models[by]
+    wanted = sorted({key for key in keys if key})
+    rows = session.execute(
+        select(model.id, model.code, model.name).where(model.tenant_id == tenant_id, model.id.in_(wanted))
+    )
+    return {row.id: (row.code, row.name) for row in rows}
 
 
 # --- statements and KPIs ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from datong.guides.bindings import bind, current_binding
 from datong.guides.bindings import hand_over_members as hand_over_members
 from datong.guides.models import Attribution, BindingChange, QrCode, Touch
 from datong.guides.queries import get_guide, get_store, guide_policy
+from datong.guides.queries import guide_at_store as guide_at_store
 from datong.guides.touches import record_touch as record_touch
 from datong.members.models import Member
 from datong.members.service import get_active_member

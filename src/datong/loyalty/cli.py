@@ -16,31 +16,15 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from datong.core.cli_context import ACTOR, TenantOpt, brand_context
 from datong.core.clock import CHINA_TZ, as_utc, utcnow
-from datong.core.context import Runtime, load_runtime
-from datong.core.errors import NotFound, ValidationFailed
+from datong.core.errors import ValidationFailed
 from datong.loyalty.models import Program
 
 points_app = typer.Typer(help="Points: programs, migration, expiry, tiers, clearing.", no_args_is_help=True)
 console = Console()
 
-TenantOpt = Annotated[str | None, typer.Option("--tenant", envvar="DATONG_TENANT", help="brand code")]
 ProgramOpt = Annotated[str | None, typer.Option("--program", help="program code (if the brand has several)")]
-ACTOR = "system:cli"
-
-
-def _context(tenant: str | None) -> tuple[Runtime, str]:
-    from datong.tenancy.models import Tenant
-    from datong.tenancy.service import get_tenant_by_code
-
-    rt = load_runtime()
-    with rt.db.reading() as s:
-        if tenant:
-            return rt, get_tenant_by_code(s, tenant).id
-        ids = list(s.scalars(select(Tenant.id).limit(2)))
-    if len(ids) != 1:
-        raise NotFound("name the brand with --tenant CODE (or DATONG_TENANT)", field="tenant")
-    return rt, ids[0]
 
 
 def _program(s: Session, tenant_id: str, code: str | None) -> Program:
@@ -63,7 +47,7 @@ def load_program_cmd(file: Path, tenant: TenantOpt = None) -> None:
     """Create or update a program (tiers, earn rules, rewards) from a JSON file."""
     from datong.loyalty.programs import load_program
 
-    rt, tid = _context(tenant)
+    rt, tid = brand_context(tenant)
     try:
         data = json.loads(file.read_text("utf-8"))
     except (OSError, ValueError) as exc:
@@ -78,7 +62,7 @@ def migrate_cmd(tenant: TenantOpt = None, program: ProgramOpt = None) -> None:
     """Turn the 积分余额 of every imported POS card into points: one migrate transfer per card."""
     from datong.loyalty.migration import migrate_balances
 
-    rt, tid = _context(tenant)
+    rt, tid = brand_context(tenant)
     with rt.db.unit_of_work() as s:
         result = migrate_balances(s, program=_program(s, tid, program), actor=ACTOR)
     console.print(
@@ -95,7 +79,7 @@ def earn_orders_cmd(tenant: TenantOpt = None, program: ProgramOpt = None) -> Non
     from datong.loyalty.refunds import refund_closed_orders
     from datong.loyalty.service import earn_completed_orders
 
-    rt, tid = _context(tenant)
+    rt, tid = brand_context(tenant)
     orders, points = run_in_batches(
         rt.db,
         tenant_id=tid,
@@ -122,7 +106,7 @@ def expire_cmd(
     from datong.loyalty.expiry import expire_points
     from datong.loyalty.redemptions import void_timed_out_holds
 
-    rt, tid = _context(tenant)
+    rt, tid = brand_context(tenant)
     moment = _moment(at, "at")
     if moment > utcnow():
         # A sweep dated ahead would take points members may still spend today.
@@ -148,7 +132,7 @@ def review_tiers_cmd(tenant: TenantOpt = None, program: ProgramOpt = None) -> No
     """The yearly review: set every member to the tier their last 12 months earn, down as well as up."""
     from datong.loyalty.tiers import review_tiers
 
-    rt, tid = _context(tenant)
+    rt, tid = brand_context(tenant)
     with rt.db.unit_of_work() as s:
         result = review_tiers(s, program=_program(s, tid, program))
     console.print(f"{result.reviewed} reviewed: {result.upgraded} up, {result.downgraded} down")
@@ -167,7 +151,7 @@ def birthday_cmd(
         day = date.fromisoformat(on) if on else utcnow().astimezone(CHINA_TZ).date()
     except ValueError:
         raise ValidationFailed("a day like 2026-11-23", field="on") from None
-    rt, tid = _context(tenant)
+    rt, tid = brand_context(tenant)
     with rt.db.unit_of_work() as s:
         paid = grant_birthday_bonus(s, program=_program(s, tid, program), on=day)
     console.print(f"{paid} birthday bonuses paid")
@@ -185,7 +169,7 @@ def settle_cmd(
     """What each owner (HQ, agents, franchise stores) owes the others for a month, in fen."""
     from datong.loyalty.clearing import settle
 
-    rt, tid = _context(tenant)
+    rt, tid = brand_context(tenant)
     try:
         with rt.db.reading() as s:
             result = settle(s, program=_program(s, tid, program), period=period)
@@ -231,7 +215,7 @@ def verify_cmd(tenant: TenantOpt = None, program: ProgramOpt = None) -> None:
     from datong.ledger.queries import verify_ledger
     from datong.loyalty.queries import verify_lots
 
-    rt, tid = _context(tenant)
+    rt, tid = brand_context(tenant)
     with rt.db.reading() as s:
         accounts = verify_ledger(s, tenant_id=tid)
         lots = verify_lots(s, program=_program(s, tid, program))

@@ -92,6 +92,8 @@ class OrderIn(_Strict):
     channel: Literal["pos", "miniprogram", "eshop"]
     order_no: str = Field(min_length=1, max_length=64)
     store_code: str | None = Field(default=None, max_length=40)
+    # The guide who rang up the sale at the till: the sale is credited to them directly (guides).
+    guide_code: str | None = Field(default=None, min_length=1, max_length=40)
     status: Literal["paid", "completed"] = "completed"
     total_fen: int = Field(ge=0)
     paid_fen: int = Field(ge=0)

@@ -245,3 +245,14 @@ def member_records(
         }
         for r in records
     ]
+
+
+def consent_granted(session: Session, *, tenant_id: str, member_id: str, purpose: str) -> bool:
+    """Whether the member's newest decision for ``purpose`` is a grant (no decision: not granted)."""
+    granted = session.scalar(
+        select(Consent.granted)
+        .where(Consent.tenant_id == tenant_id, Consent.member_id == member_id, Consent.purpose == purpose)
+        .order_by(Consent.at.desc(), Consent.id.desc())
+        .limit(1)
+    )
+    return bool(granted)

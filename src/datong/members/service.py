@@ -37,7 +37,14 @@ from datong.orders.models import Order
 from datong.org.models import Store
 from datong.tenancy.service import audit
 
-CONSENT_PURPOSES = ("marketing_sms", "wechat_messages", "personalised_marketing", "share_with_agents")
+# "location": precise whereabouts are sensitive personal data (PIPL 28), kept only with this consent.
+CONSENT_PURPOSES = (
+    "marketing_sms",
+    "wechat_messages",
+    "personalised_marketing",
+    "share_with_agents",
+    "location",
+)
 
 
 def identity_lookup(keyring: Keyring, tenant_id: str, key: IdentityKey) -> str:
@@ -438,3 +445,42 @@ def delete_member(
         note=reason,
     )
     return member
+
+
+def forget_identity(
+    session: Session, *, tenant_id: str, kind: str, namespace: str, lookup: str, source: str, actor: str
+) -> str | None:
+    """Forget one account of a member, keeping the member and their other channels: the identity, and
+    the source records that came through that account (``source``) are erased. WeChat asks this of an
+    account when a user unfollows. Returns the member it belonged to, if any."""
+    identity = session.scalar(
+        select(Identity).where(
+            Identity.tenant_id == tenant_id,
+            Identity.kind == kind,
+            Identity.namespace == namespace,
+            Identity.lookup == lookup,
+        )
+    )
+    if identity is None:
+        return None
+    member_id = identity.member_id
+    session.execute(delete(Identity).where(Identity.id == identity.id))
+    session.execute(
+        update(SourceRecord)
+        .where(
+            SourceRecord.tenant_id == tenant_id,
+            SourceRecord.member_id == member_id,
+            SourceRecord.source == source,
+        )
+        .values(raw_enc=b"", pii_enc=None, person={}, keys=[], evidence={}, status="erased")
+    )
+    audit(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="member.forget_identity",
+        object_type="member",
+        object_id=member_id,
+        detail={"kind": kind, "namespace": namespace, "source": source},
+    )
+    return member_id

@@ -66,6 +66,8 @@ class Guide(Base, TenantScoped, Timestamped):
     active: Mapped[bool] = mapped_column(default=True)
     level: Mapped[str] = mapped_column(String(16), default="standard")  # commission rules may depend on it
     left_at: Mapped[datetime | None] = mapped_column()  # set when the guide leaves and hands members over
+    # The guide's openid at the brand's payment app: where WeChat Pay profit sharing pays commission.
+    wechat_openid: Mapped[str | None] = mapped_column(String(64))
 
 
 class Shop(Base, TenantScoped, Timestamped):

@@ -19,6 +19,10 @@ from datong.api.idempotency import answer_once
 from datong.channels.records import OrderFields, OrderLineFields
 from datong.core.clock import utcnow
 from datong.core.errors import NotFound, ValidationFailed
+from datong.coupons import spend_rewards
+from datong.coupons.claim_queries import coupon_answer
+from datong.coupons.orders import reverse_order_coupons
+from datong.guides import service as guides
 from datong.ledger.models import PENDING, Account, Transfer
 from datong.loyalty import clearing, queries, redemptions, refunds, service
 from datong.loyalty.lots import spendable_points
@@ -71,7 +75,9 @@ def earn(
     body: EarnIn, s: SessionDep, p: PrincipalDep, idempotency_key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """Record a sale and credit what it earns. An online order sent as ``paid`` earns when it is sent
-    again as ``completed``; an order earns once, whatever the number of calls."""
+    again as ``completed``; an order earns once, whatever the number of calls. When the brand gives
+    spend rewards, ``reward_coupon`` is the coupon the sale's amount band earns (once per order), else
+    null."""
     require(p, rules.POINTS_WRITE)
 
     def act() -> tuple[int, dict[str, Any]]:
@@ -99,7 +105,14 @@ def earn(
             member_id=member.id,
             store_id=store.id if store else None,
         )
-        return 200, asdict(service.earn_for_order(s, program=program, order=order, actor=p.label, at=at))
+        earned = asdict(service.earn_for_order(s, program=program, order=order, actor=p.label, at=at))
+        if o.guide_code:
+            guide = guides.guide_at_store(
+                s, tenant_id=p.tenant_id, code=o.guide_code, store_id=order.store_id
+            )
+            guides.attribute_order(s, tenant_id=p.tenant_id, order_id=order.id, pos_guide_id=guide.id)
+        reward = spend_rewards.reward_sale(s, order=order, actor=p.label, at=at)
+        return 200, {**earned, "reward_coupon": coupon_answer(s, reward)}
 
     return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
@@ -190,7 +203,9 @@ def refund(
 ) -> dict[str, Any]:
     """A full or partial refund: the share of earned points it covers is taken back (never below zero:
     what the member already spent is reported as ``shortfall``), and that share of points spent is
-    given back."""
+    given back. Coupons redeemed on the order are reversed when it is refunded in full, or when the
+    part kept no longer qualifies for them (``coupons``: each one's code, status and whether it is
+    reversed; the key is there only when the order carries coupons). See docs/coupon-orders.md."""
     require(p, rules.POINTS_WRITE)
 
     def act() -> tuple[int, dict[str, Any]]:
@@ -211,7 +226,11 @@ def refund(
             reason=body.reason,
         )
         result = refunds.refund_points(s, program=program, order=order, refund=row, actor=p.label)
-        return 200, {**asdict(result), "order_status": order.status}
+        answer: dict[str, Any] = {**asdict(result), "order_status": order.status}
+        coupons = reverse_order_coupons(s, tenant_id=p.tenant_id, order=order, actor=p.label)
+        if coupons:  # an order that carries coupons says what became of each
+            answer["coupons"] = [asdict(c) for c in coupons]
+        return 200, answer
 
     return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
