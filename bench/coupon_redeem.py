@@ -113,7 +113,7 @@ def seed(server: str, members: int) -> Seeded:
             amount_fen=DISCOUNT_FEN,
             valid_days=30,
         )
-        fields = body.model_dump(exclude={"code", "store_codes"}) | {"store_ids": []}
+        fields = body.model_dump(exclude={"code", "store_codes", "region_codes", "agent_codes"})
         with rt.db.unit_of_work() as s:
             service.create_template(s, tenant_id=tenant_id, actor=ACTOR, code=TEMPLATE, **fields)
         with rt.db.reading() as s:

@@ -23,6 +23,7 @@ from datong.coupons.cli import coupons_app
 from datong.coupons.draw_cli import draws_app
 from datong.coupons.orders_cli import coupon_orders_app
 from datong.guides.cli import guides_app
+from datong.jobs.cli import outbox_app
 from datong.loyalty.cli import points_app
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ for sub, name in (
     (spend_claims_app, "spend-claims"),
     (coupon_orders_app, "coupon-orders"),
     (wechat_app, "wechat"),
+    (outbox_app, "outbox"),
 ):
     app.add_typer(sub, name=name)
 console = Console()

@@ -316,3 +316,36 @@ def test_a_sent_coupon_is_a_touch_and_pos_sales_go_to_the_guide_who_rang_them(da
     with database.unit_of_work() as s:
         pos2 = pos_order(s, w.points, w.points.members[2], "POS-2", 10000, store="D1", at=T0 + DAY).id
     assert attribute(w, pos2, pos_guide="G1") == (w.guides["G1"], w.points.stores["D1"], "pos_sale")
+
+
+def test_a_coupon_a_guide_sent_is_a_touch(database: Database) -> None:
+    from datong.coupons import service as coupons
+
+    w = make(database)
+    with database.unit_of_work() as s:
+        coupons.create_template(
+            s,
+            tenant_id=w.tenant_id,
+            actor=ACTOR,
+            code="T10",
+            name="立减10元",
+            kind="cash_off",
+            amount_fen=1000,
+            valid_days=30,
+        )
+        coupons.issue_coupon(
+            s,
+            tenant_id=w.tenant_id,
+            template_code="T10",
+            member_id=w.points.members[1],
+            issue_key="g1-sent",
+            source="api",
+            at=T0,
+            store_id=w.points.stores["D1"],
+            guide_id=w.guides["G1"],
+        )
+    with database.reading() as s:
+        touch = s.execute(select(Touch.kind, Touch.at, Touch.guide_id, Touch.store_id)).one()
+    assert tuple(touch) == ("coupon", T0, w.guides["G1"], w.points.stores["D1"])
+    order_id = _online_order(w, 1, "ES-C1", 5)
+    assert attribute(w, order_id) == (w.guides["G1"], w.points.stores["D1"], "last_guide_touch")

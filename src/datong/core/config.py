@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     import_chunk_rows: int = Field(default=2000, ge=1, le=100_000)
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     locale: str = Field(default="zh-CN")
+    # WeChat Pay (profit sharing), for the outbox worker. Keys are files outside the database.
+    wechatpay_mchid: str | None = Field(default=None, description="the merchant id")
+    wechatpay_appid: str | None = Field(default=None, description="the appid payments are made under")
+    wechatpay_serial_no: str | None = Field(default=None, description="the merchant API certificate's serial")
+    wechatpay_key_file: Path | None = Field(default=None, description="apiclient_key.pem")
+    wechatpay_platform_keys: str | None = Field(
+        default=None, description="SERIAL=path[,SERIAL=path]: WeChat Pay public keys or platform certificates"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -33,6 +33,7 @@ from datong.coupons.models import (
     CouponTemplate,
 )
 from datong.coupons.rules import KINDS, Basket, Decision, Reason, Template, evaluate, validity
+from datong.guides.service import record_touch
 from datong.members.service import get_active_member
 from datong.org.models import Agent, Region, Store
 from datong.tenancy.service import audit
@@ -206,6 +207,17 @@ def issue_coupon(
         )
         session.add(coupon)
         session.flush()
+        if guide_id is not None:  # a coupon a guide sent is a touch: orders soon after are credited to them
+            record_touch(
+                session,
+                tenant_id=tenant_id,
+                member_id=member_id,
+                kind="coupon",
+                at=at,
+                guide_id=guide_id,
+                store_id=coupon.store_id,
+                source_ref=f"coupon:{coupon.id}",
+            )
     return coupon, True
 
 
