@@ -63,12 +63,13 @@ def call_dynamic(w: World, caller: str, target: str, ok: bool) -> httpx.Response
     if ok:
         body = response.json()
         assert sorted(body) == ["expires_at", "payload", "qr_svg", "refresh_after_seconds"]
-        # <code>.<the minute it was made>.<MAC>: made during the call, scanned fine in its minute and the
-        # next, signed with the brand's key for this purpose.
+        # <coupon id>.<the minute it was made>.<MAC>: made during the call, scanned fine in its minute and
+        # the next, signed with the brand's key for this purpose; never the printed code.
         shown, minute, _ = body["payload"].split(".")
-        assert (shown, asked // STEP <= int(minute) <= answered // STEP) == (code, True)
+        assert (shown, asked // STEP <= int(minute) <= answered // STEP) == (coupon_id, True)
+        assert code not in body["payload"]
         sign = dynamic_signer(w.keyring, w.brand_of(caller).tenant_id)
-        assert read_dynamic(body["payload"], at_epoch=(int(minute) + 1) * STEP, sign=sign) == code
+        assert read_dynamic(body["payload"], at_epoch=(int(minute) + 1) * STEP, sign=sign) == coupon_id
         assert instant(body["expires_at"]).timestamp() == (int(minute) + 2) * STEP
         assert 1 <= body["refresh_after_seconds"] <= STEP
         assert body["qr_svg"] == images.qr_svg(body["payload"]).decode()

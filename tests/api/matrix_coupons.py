@@ -22,6 +22,7 @@ from tests.api.conftest import (
     AWAY,
     CALLERS,
     COUPON_TEMPLATE,
+    MEMBERS,
     STORE_CODES,
     WORLD_COUPON_ORDER_FEN,
     Brand,
@@ -153,10 +154,18 @@ def call_coupon_template(w: World, caller: str, _: str, ok: bool) -> httpx.Respo
 def call_coupon_issue(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
     member_id = fresh_like(w, target) if ok else target_member_id(w, target)
     body = {"member_id": member_id, "template": COUPON_TEMPLATE["code"], "issue_key": f"m-{w.fresh_card()}"}
+    # An agent manager is bound to two stores and no one of them: it names the store it issues through
+    # (the member's own, where it may act); the other callers issue through their own store or none.
+    store = MEMBERS[brand_and_label(w, target)[1]][0] if target != "unknown" else "A1"
+    if caller == "agent_manager":
+        body["store_code"] = store
     response: httpx.Response = w.client.post("/api/v1/coupons/issue", json=body, headers=write(w, caller))
     if ok:
         [coupon] = w.coupons_of(member_id)
         assert (coupon.status, coupon.source, coupon.issue_key) == ("issued", "api", body["issue_key"])
+        brand = w.brand_of(caller)
+        through = {"agent_manager": store, "store_manager": "A1", "store_key": "D1"}.get(caller)
+        assert coupon.store_id == (brand.stores[through] if through else None)
         answer = response.json()
         times = [instant(answer.pop(k)) for k in ("issued_at", "valid_from", "valid_until")]
         assert times == [coupon.issued_at, coupon.issued_at, coupon.issued_at + timedelta(days=365)]

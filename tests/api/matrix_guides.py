@@ -113,7 +113,7 @@ def _times_as_instants(view: dict[str, object], *names: str) -> None:
 
 def call_qr_create(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
     body = {"kind": "guide", "name": f"{target}的名片 {w.fresh_card()}", "guide_code": _guide_code(target)}
-    response: httpx.Response = w.client.post("/api/v1/guides/qr-codes", json=body, headers=w.auth(caller))
+    response: httpx.Response = w.client.post("/api/v1/guides/qr-codes", json=body, headers=write(w, caller))
     if ok:
         brand = w.brand_of(caller)
         answer = response.json()
@@ -225,7 +225,7 @@ def call_member_guide(w: World, caller: str, target: str, ok: bool) -> httpx.Res
 def call_assign(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
     member_id = fresh_like(w, target) if ok else target_member_id(w, target)
     response: httpx.Response = w.client.post(
-        f"/api/v1/guides/members/{member_id}/guide", json={"guide_code": "G2"}, headers=w.auth(caller)
+        f"/api/v1/guides/members/{member_id}/guide", json={"guide_code": "G2"}, headers=write(w, caller)
     )
     if ok:
         brand, name = brand_and_label(w, target)
@@ -260,7 +260,7 @@ def call_hand_over(w: World, caller: str, target: str, ok: bool) -> httpx.Respon
     if ok:
         with w.db.reading() as s:
             bound = set(s.scalars(select(Member.id).where(Member.guide_id == brand.guides["G2"])))
-    response: httpx.Response = w.client.post("/api/v1/guides/hand-over", json=body, headers=w.auth(caller))
+    response: httpx.Response = w.client.post("/api/v1/guides/hand-over", json=body, headers=write(w, caller))
     if ok:
         assert member_id in bound
         answer = response.json()
@@ -287,7 +287,7 @@ def call_touch(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
     body: dict[str, object] = {"member_id": member_id, "kind": "coupon", "ref": "NEW10"}
     if caller != "guide":  # a guide touches as itself
         body["guide_code"] = "G1"
-    response: httpx.Response = w.client.post("/api/v1/guides/touches", json=body, headers=w.auth(caller))
+    response: httpx.Response = w.client.post("/api/v1/guides/touches", json=body, headers=write(w, caller))
     if ok:
         brand = brand_and_label(w, target)[0]
         with w.db.reading() as s:
@@ -354,8 +354,22 @@ def _world_statement(w: World, caller: str) -> dict[str, object]:
     brand = w.brand_of(caller)
     seen = _seen_guides(caller)
     rows = {
-        "G1": {"orders": 1, "earned_fen": 1000, "clawed_back_fen": 0, "adjusted_fen": 0, "net_fen": 1000},
-        "G2": {"orders": 1, "earned_fen": 1500, "clawed_back_fen": 500, "adjusted_fen": 0, "net_fen": 1000},
+        "G1": {
+            "orders": 1,
+            "earned_fen": 1000,
+            "clawed_back_fen": 0,
+            "adjusted_fen": 0,
+            "paid_out_fen": 0,
+            "net_fen": 1000,
+        },
+        "G2": {
+            "orders": 1,
+            "earned_fen": 1500,
+            "clawed_back_fen": 500,
+            "adjusted_fen": 0,
+            "paid_out_fen": 0,
+            "net_fen": 1000,
+        },
     }
     names = {"G1": "小周", "G2": "小吴"}
     with w.db.reading() as s:
@@ -480,7 +494,7 @@ def call_dispute_raise(w: World, caller: str, target: str, ok: bool) -> httpx.Re
         "order": {"channel": "eshop", "order_no": brand.guide_orders["G1"]},
     }
     response: httpx.Response = w.client.post(
-        "/api/v1/guides/commission/disputes", json=body, headers=w.auth(caller)
+        "/api/v1/guides/commission/disputes", json=body, headers=write(w, caller)
     )
     if ok:
         answer = _instants(response.json())

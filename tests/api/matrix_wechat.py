@@ -5,6 +5,7 @@ hostile bodies and stale timestamps are refused in tests/channels/test_wechat_in
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
 from sqlalchemy import select
@@ -32,11 +33,12 @@ def _account(w: World) -> None:
 
 
 def _signed(**extra: str) -> dict[str, str]:
-    timestamp = str(int(time.time()))
+    # One signed request per message (WeChat's nonces differ): a reused one is refused as a replay.
+    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex
     return {
-        "signature": sha1_signature(TOKEN, timestamp, "n1"),
+        "signature": sha1_signature(TOKEN, timestamp, nonce),
         "timestamp": timestamp,
-        "nonce": "n1",
+        "nonce": nonce,
         **extra,
     }
 

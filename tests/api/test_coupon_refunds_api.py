@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from datong.core.clock import utcnow
 from tests.api.calls import answer, refused, write
 from tests.api.conftest import World
 
@@ -20,6 +21,11 @@ TEMPLATES = "/api/v1/coupons/templates"
 ISSUE = "/api/v1/coupons/issue"
 REDEEM = "/api/v1/coupons/redeem"
 COAT = {"title": "羊毛大衣", "sku": "COAT-1", "category": "coats", "unit_price_fen": 10000}
+
+
+def pos_label(w: World) -> str:
+    """The actor the till's API key is recorded as (``Principal.label``)."""
+    return f"api_key:{w.b1.key_ids['pos_key']}"
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +88,9 @@ def test_a_full_refund_gives_the_coupon_back_once(world: World) -> None:
     )
     coupon = w.coupon_by_code(w.b1, code)
     before = w.counts()
+    sent_at = utcnow()
     full = refund(w, order_no, "RF-1", 20000)
+    answered_at = utcnow()
     assert full["order_status"] == "refunded"
     assert full["coupons"] == [
         {
@@ -96,7 +104,9 @@ def test_a_full_refund_gives_the_coupon_back_once(world: World) -> None:
     after = w.coupon_by_code(w.b1, code)
     assert (after.status, after.redeemed_at) == ("issued", None)
     (redemption,) = w.coupon_redemptions(coupon.id)
-    assert redemption.reversed_by is not None and redemption.reversed_at is not None
+    # The route stamps the reversal with the clock, so the instant is known only to lie within the call.
+    assert redemption.reversed_by == pos_label(w)
+    assert redemption.reversed_at is not None and sent_at <= redemption.reversed_at <= answered_at
     moved = changes(before, w.counts())
     assert (moved["coupon_issued"], moved["coupons_reversed"]) == (1, 1)
     assert moved["sales_order_refund"] == 1 and moved["sales_order_refunded"] == 1
@@ -113,6 +123,8 @@ def test_a_full_refund_gives_the_coupon_back_once(world: World) -> None:
     assert refused(more) == (422, "invalid", "amount_fen")
     assert changes(written, w.counts()) == {"idempotent_request": 1}
     assert w.coupons_of(member_id)[0].status == "issued"
+    (unchanged,) = w.coupon_redemptions(coupon.id)
+    assert (unchanged.reversed_by, unchanged.reversed_at) == (redemption.reversed_by, redemption.reversed_at)
 
 
 def test_a_partial_refund_keeps_the_coupon_until_the_rest_is_below_its_threshold(world: World) -> None:
@@ -139,8 +151,12 @@ def test_a_partial_refund_keeps_the_coupon_until_the_rest_is_below_its_threshold
     moved = changes(before, w.counts())
     assert "coupons_reversed" not in moved and "coupon_issued" not in moved
     assert w.coupon_by_code(w.b1, code).status == "redeemed"
+    (kept,) = w.coupon_redemptions(coupon.id)
+    assert (kept.reversed_by, kept.reversed_at) == (None, None)
     # A second coat back: 100 yuan kept, below 198: the redemption is reversed and the coupon comes back.
+    sent_at = utcnow()
     two = refund(w, order_no, "RF-2", 10000, [(1, 1)])
+    answered_at = utcnow()
     assert (two["order_status"], two["coupons"]) == (
         "completed",
         [
@@ -155,4 +171,5 @@ def test_a_partial_refund_keeps_the_coupon_until_the_rest_is_below_its_threshold
     )
     assert w.coupon_by_code(w.b1, code).status == "issued"
     (redemption,) = w.coupon_redemptions(coupon.id)
-    assert redemption.reversed_at is not None
+    assert redemption.reversed_by == pos_label(w)
+    assert redemption.reversed_at is not None and sent_at <= redemption.reversed_at <= answered_at

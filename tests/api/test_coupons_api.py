@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
+from datong.api.routers import coupons as coupons_router
 from datong.core.clock import utcnow
 from datong.coupons.codes import dynamic_payload, dynamic_signer
 from datong.coupons.models import CouponTemplate
@@ -654,6 +658,57 @@ def test_a_store_issues_from_its_allocation_and_hq_from_what_is_left(world: Worl
     assert response.json()["message"] == f"the budget of {code!r} is spent"
 
 
+def test_an_agent_manager_issues_through_one_of_its_stores_never_through_none(world: World) -> None:
+    w = world
+    brand = w.b1
+    code = template(w, total_quantity=3)
+    answer(allocate(w, "hq_operator", code, "A1", 2))  # one coupon left for issues through no store
+    a1 = [w.fresh_member(brand, store="A1") for _ in range(3)]
+    before = w.counts()
+    fresh = {"template": code, "issue_key": "k-agent"}
+    response = write(w, "agent_manager", ISSUE, fresh | {"member_id": a1[0]})
+    assert refused(response) == (422, "invalid", "store_code")
+    assert response.json()["message"] == (
+        "a caller bound to stores issues through one of them: name store_code (or a guide)"
+    )
+    assert w.counts() == before
+    # Through a store of its own, or a guide of one (through the guide's store): A1's allocation.
+    first = answer(write(w, "agent_manager", ISSUE, fresh | {"member_id": a1[0], "store_code": "A1"}))
+    body = fresh | {"member_id": a1[1], "guide_code": "G2", "issue_key": "k-agent-2"}
+    second = answer(write(w, "agent_manager", ISSUE, body))
+    coupons = [w.coupon_by_code(brand, c["code"]) for c in (first, second)]
+    assert [(c.store_id, c.guide_id) for c in coupons] == [
+        (brand.stores["A1"], None),
+        (brand.stores["A1"], brand.guides["G2"]),
+    ]
+    # A1's share is given out: the one coupon outside the allocations is not the agent's to take.
+    before = w.counts()
+    third = fresh | {"member_id": a1[2], "issue_key": "k-agent-3"}
+    assert refused(write(w, "agent_manager", ISSUE, third | {"store_code": "A1"})) == (
+        409,
+        "conflict",
+        "store_code",
+    )
+    assert refused(write(w, "agent_manager", ISSUE, third)) == (422, "invalid", "store_code")
+    assert w.counts() == before
+    assert answer(write(w, "hq_admin", ISSUE, third))["created"] is True  # HQ may, through no store
+
+
+def test_to_a_caller_bound_to_stores_an_unknown_guide_and_another_stores_look_alike(world: World) -> None:
+    w = world
+    code = template(w)
+    member_id = w.fresh_member(w.b1, store="D1")
+    before = w.counts()
+    for guide_code in ("G9", "G1"):  # no such guide; a guide of A1, not D1's key's store
+        body = {"member_id": member_id, "template": code, "issue_key": "k-g", "guide_code": guide_code}
+        response = write(w, "store_key", ISSUE, body)
+        assert (refused(response), response.json()["message"]) == (
+            (404, "not_found", "guide_code"),
+            f"no guide {guide_code!r}",
+        )
+    assert w.counts() == before
+
+
 def test_the_day_limit_is_a_conflict_naming_the_template(world: World) -> None:
     w = world
     code = template(w, per_day_limit=1)
@@ -674,17 +729,18 @@ def test_the_member_pages_dynamic_code_validates_and_redeems_while_fresh(world: 
     brand = w.b1
     code = template(w)
     member_id = w.fresh_member(brand, store="A1")
-    coupon = issue(w, member_id, code)["code"]
+    issued = issue(w, member_id, code)
+    coupon, coupon_id = issued["code"], issued["id"]
     sign = dynamic_signer(w.keyring, brand.tenant_id)
-    fresh = dynamic_payload(coupon, at_epoch=time.time(), sign=sign)
-    stale = dynamic_payload(coupon, at_epoch=time.time() - 180, sign=sign)
+    fresh = dynamic_payload(coupon_id, at_epoch=time.time(), sign=sign)
+    stale = dynamic_payload(coupon_id, at_epoch=time.time() - 180, sign=sign)
     body, window, mac = fresh.split(".")
     before = w.counts()
     for payload, message in (
         (stale, "this dynamic code has expired: refresh the member page"),
         (f"{body}.{window}.{'0' * len(mac)}", "not a coupon's dynamic code"),
         (
-            dynamic_payload(coupon, at_epoch=time.time(), sign=dynamic_signer(w.keyring, w.b2.tenant_id)),
+            dynamic_payload(coupon_id, at_epoch=time.time(), sign=dynamic_signer(w.keyring, w.b2.tenant_id)),
             "not a coupon's dynamic code",
         ),
     ):
@@ -778,6 +834,27 @@ def test_a_member_list_file_is_issued_in_the_background_with_its_bad_rows_kept(w
         assert refused(response) == (
             (404, "not_found", "batch_id") if caller == "other_brand_admin" else (403, "forbidden", None)
         )
+
+
+def test_a_member_list_file_over_the_cap_is_refused_and_leaves_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    w = world
+    code = template(w)
+    content = f"member_id\n{w.fresh_member(w.b1, store='A1')}\n".encode()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the upload would be copied
+    monkeypatch.setattr(coupons_router, "MAX_BATCH_FILE_BYTES", len(content) - 1)
+    before = w.counts()
+    response = upload(w, "hq_admin", code, content)
+    assert (refused(response), response.json()["message"]) == (
+        (422, "invalid", "file"),
+        "a member list file is at most 50 MB",
+    )
+    assert w.counts() == before
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(coupons_router, "MAX_BATCH_FILE_BYTES", len(content))  # at the cap: taken
+    started = answer(upload(w, "hq_admin", code, content), 202)
+    assert wait_for_batch(w, "hq_admin", started["id"])["rows_issued"] == 1
 
 
 # --- reports -------------------------------------------------------------------------------------------

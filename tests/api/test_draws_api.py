@@ -10,11 +10,40 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from sqlalchemy import select
+
 from datong.coupons import draws
+from datong.coupons.models import Draw, DrawEntry, DrawPassCode, DrawPrize
 from tests.api.calls import answer, refused, write
-from tests.api.conftest import World
+from tests.api.conftest import World, instant
 
 DRAWS = "/api/v1/draws"
+
+
+def draw_state(w: World, code: str) -> dict[str, Any]:
+    """What a refused call on brand 1's draw ``code`` could change: the draw itself (status, entry count,
+    times, revealed seed), each prize's stock left, each pass code's use and each entry's collection."""
+    with w.db.reading() as s:
+        draw = s.scalar(select(Draw).where(Draw.tenant_id == w.b1.tenant_id, Draw.code == code))
+        assert draw is not None, code
+        prizes = s.scalars(select(DrawPrize).where(DrawPrize.draw_id == draw.id))
+        pass_codes = s.scalars(select(DrawPassCode).where(DrawPassCode.draw_id == draw.id))
+        entries = s.scalars(select(DrawEntry).where(DrawEntry.draw_id == draw.id))
+        return {
+            "draw": (
+                draw.name,
+                draw.status,
+                draw.entry_count,
+                draw.opened_at,
+                draw.closed_at,
+                draw.revealed_seed,
+            ),
+            "remaining": {p.code: p.remaining for p in prizes},
+            "pass_codes": sorted((c.code_hash, c.entry_id, c.used_at) for c in pass_codes),
+            "entries": sorted(
+                (e.entry_no, e.member_id, e.prize_code, e.collected_at, e.collected_store_id) for e in entries
+            ),
+        }
 
 
 def draw_body(w: World, **fields: Any) -> dict[str, Any]:
@@ -67,13 +96,15 @@ def test_a_bad_draw_is_refused_naming_its_field(world: World) -> None:
         assert refused(w.client.post(DRAWS, json=body, headers=w.auth("hq_admin"))) == (422, "invalid", field)
     assert w.counts() == before
     code = open_draw(w)
-    again = w.client.post(DRAWS, json=draw_body(w, code=code), headers=w.auth("hq_admin"))
+    before, state = w.counts(), draw_state(w, code)
+    again = w.client.post(DRAWS, json=draw_body(w, code=code, name="另一个"), headers=w.auth("hq_admin"))
     assert refused(again) == (409, "conflict", "code")
     assert refused(w.client.post(f"{DRAWS}/{code}/open", headers=w.auth("hq_admin"))) == (
         409,
         "conflict",
         "status",
     )
+    assert (w.counts(), draw_state(w, code)) == (before, state)
 
 
 def test_entries_by_every_way_in_within_the_limits(world: World) -> None:
@@ -95,9 +126,10 @@ def test_entries_by_every_way_in_within_the_limits(world: World) -> None:
         "none",
         0,
     )
-    before = w.counts()
+    before, state = w.counts(), draw_state(w, code)
     assert answer(write(w, "store_key", path, {"member_id": member, "source": "free"}, key="e-1")) == first
     assert w.counts() == before, "the same key and body took a second entry"
+    assert draw_state(w, code) == state
     other_body = write(w, "store_key", path, {"member_id": member, "source": "points"}, key="e-1")
     assert refused(other_body) == (409, "conflict", "Idempotency-Key")
     again = write(w, "store_key", path, {"member_id": member, "source": "free"})
@@ -107,7 +139,7 @@ def test_entries_by_every_way_in_within_the_limits(world: World) -> None:
         "invalid",
         "Idempotency-Key",
     )
-    assert w.counts() == before
+    assert (w.counts(), draw_state(w, code)) == (before, state)
     by_points = answer(write(w, "store_key", path, {"member_id": member, "source": "points"}))
     assert (by_points["entry_no"], by_points["points_spent"]) == (2, 30)
     assert [(t.code, t.amount) for t in w.moves(member)][-1:] == [("redeem", 30)]
@@ -116,14 +148,15 @@ def test_entries_by_every_way_in_within_the_limits(world: World) -> None:
     )
     assert (by_code["entry_no"], by_code["source"]) == (3, "pass_code")
     other = w.fresh_member(w.b1, store="D1")
-    before = w.counts()
+    before, state = w.counts(), draw_state(w, code)
+    assert state["draw"][2] == 3 and [used for _, used, _ in state["pass_codes"]].count(None) == 1
     fourth = write(w, "pos_key", path, {"member_id": member, "source": "pass_code", "pass_code": codes[1]})
     assert refused(fourth) == (409, "conflict", "member_id")  # 3 entries a member
     reused = write(w, "pos_key", path, {"member_id": other, "source": "pass_code", "pass_code": codes[0]})
     assert refused(reused) == (409, "conflict", "pass_code")
     poor = write(w, "pos_key", path, {"member_id": other, "source": "points"})
     assert refused(poor) == (409, "exceeds_balance", "points")
-    assert w.counts() == before
+    assert (w.counts(), draw_state(w, code)) == (before, state)
     mine = answer(w.client.get(f"{DRAWS}/{code}/members/{member}", headers=w.auth("store_key")))
     assert [(e["entry_no"], e["source"]) for e in mine["entries"]] == [
         (1, "free"),
@@ -152,7 +185,10 @@ def test_goods_are_collected_once_at_the_callers_own_store(world: World) -> None
         won = entry["pickup_code"]
     assert entry["pickup_display"].replace("-", "") == won
     collect = f"{DRAWS}/pickups/{won}/collect"
-    before = w.counts()
+    before, state = w.counts(), draw_state(w, code)
+    assert state["remaining"]["bag"] == 4 and [e[3] for e in state["entries"]] == [None] * len(
+        state["entries"]
+    )
     assert refused(write(w, "store_key", collect, {"store_code": "A1"})) == (404, "not_found", "store_code")
     assert refused(write(w, "pos_key", collect, {})) == (422, "invalid", "store_code")
     assert refused(write(w, "store_manager", collect, {})) == (
@@ -160,7 +196,7 @@ def test_goods_are_collected_once_at_the_callers_own_store(world: World) -> None
         "not_found",
         "pickup_code",
     )  # not A1's member
-    assert w.counts() == before
+    assert (w.counts(), draw_state(w, code)) == (before, state)
     done = answer(write(w, "store_key", collect, {}))
     assert (done["store_code"], done["collected_store_id"], done["pickup_code"]) == (
         "D1",
@@ -168,9 +204,12 @@ def test_goods_are_collected_once_at_the_callers_own_store(world: World) -> None
         won,
     )
     assert done["collected_at"] is not None
-    before = w.counts()
+    before, state = w.counts(), draw_state(w, code)
+    assert [e[3:] for e in state["entries"] if e[3] is not None] == [
+        (instant(done["collected_at"]), w.b1.stores["D1"])
+    ]
     assert refused(write(w, "pos_key", collect, {"store_code": "D1"})) == (409, "conflict", "pickup_code")
-    assert w.counts() == before
+    assert (w.counts(), draw_state(w, code)) == (before, state)
     stats = answer(w.client.get(f"{DRAWS}/{code}/stats", headers=w.auth("guide")))
     bag = next(p for p in stats["prizes"] if p["code"] == "bag")
     assert (bag["stock"], bag["remaining"], bag["won"], bag["collected"]) == (5, 4, 1, 1)
@@ -201,5 +240,7 @@ def test_the_audit_before_and_after_the_draw_closes(world: World) -> None:
     assert [c for _, c in final["log"]] == draws.run(
         bytes.fromhex(final["seed"]), final["draw_id"], prize_table, 20
     )
+    before, state = w.counts(), draw_state(w, code)
     late = write(w, "pos_key", f"{DRAWS}/{code}/entries", {"member_id": members[0], "source": "free"})
     assert refused(late) == (409, "conflict", "draw")
+    assert (w.counts(), draw_state(w, code)) == (before, state)

@@ -28,7 +28,7 @@ from datong.channels.records import OrderFields
 from datong.core.clock import CHINA_TZ, utcnow
 from datong.guides import commissions, jobs
 from datong.guides import service as guides
-from datong.guides.models import BindingChange, CommissionDispute, QrCode
+from datong.guides.models import BindingChange, CommissionDispute, QrCode, Touch
 from datong.ledger.models import Transfer
 from datong.orders.service import record_order
 from datong.org.models import Guide
@@ -111,11 +111,6 @@ def unchanged(
     return refused(response)
 
 
-def post(w: World, caller: str, path: str, body: dict[str, Any]) -> httpx.Response:
-    response: httpx.Response = w.client.post(path, json=body, headers=w.auth(caller))
-    return response
-
-
 def get(w: World, caller: str, path: str, **params: Any) -> httpx.Response:
     response: httpx.Response = w.client.get(path, params=params, headers=w.auth(caller))
     return response
@@ -126,7 +121,7 @@ def get(w: World, caller: str, path: str, **params: Any) -> httpx.Response:
 
 def test_codes_are_made_within_the_callers_reach(extra: World) -> None:
     w, b1 = extra, extra.b1
-    own = answer(post(w, "guide", CODES, {"kind": "guide", "name": "我的名片"}), 201)  # no code: itself
+    own = answer(write(w, "guide", CODES, {"kind": "guide", "name": "我的名片"}), 201)  # no code: itself
     assert (own["guide_code"], own["store_code"]) == ("G1", "A1")
     refusals = [
         ("guide", {"kind": "guide", "name": "x", "guide_code": "G2"}, (404, "not_found", "guide_code")),
@@ -165,9 +160,16 @@ def test_codes_are_made_within_the_callers_reach(extra: World) -> None:
             (422, "invalid", "guide_code"),
         ),
         ("hq_operator", {"kind": "event", "name": "x"}, (422, "invalid", "campaign_code")),
+        # A campaign's or event's scans are touches of its store: without one each would be refused.
         (
             "hq_operator",
-            {"kind": "event", "name": "x", "campaign_code": "xm", "scene": "厦门"},
+            {"kind": "campaign", "name": "x", "campaign_code": "xm"},
+            (422, "invalid", "store_code"),
+        ),
+        ("hq_admin", {"kind": "event", "name": "x", "campaign_code": "xm"}, (422, "invalid", "store_code")),
+        (
+            "hq_operator",
+            {"kind": "event", "name": "x", "campaign_code": "xm", "store_code": "B1", "scene": "厦门"},
             (422, "invalid", "scene"),
         ),
         (
@@ -178,10 +180,10 @@ def test_codes_are_made_within_the_callers_reach(extra: World) -> None:
         ("pos_key", {"kind": "guide", "name": "x", "guide_code": "G1"}, (403, "forbidden", None)),
     ]
     for caller, body, expected in refusals:
-        assert unchanged(w, post, caller, CODES, body) == expected, (caller, body)
+        assert unchanged(w, write, caller, CODES, body) == expected, (caller, body)
 
     a1 = answer(
-        post(w, "store_manager", CODES, {"kind": "store", "name": "湖滨店门口", "store_code": "A1"}), 201
+        write(w, "store_manager", CODES, {"kind": "store", "name": "湖滨店门口", "store_code": "A1"}), 201
     )
     assert (a1["kind"], a1["store_id"], a1["guide_id"], a1["scene"][:2]) == (
         "store",
@@ -189,21 +191,24 @@ def test_codes_are_made_within_the_callers_reach(extra: World) -> None:
         None,
         "s_",
     )
-    a2 = answer(post(w, "agent_manager", CODES, {"kind": "store", "name": "天一店", "store_code": "A2"}), 201)
-    g4 = answer(
-        post(w, "agent_manager", CODES, {"kind": "guide", "name": "小郑名片", "guide_code": "G4"}), 201
+    a2 = answer(
+        write(w, "agent_manager", CODES, {"kind": "store", "name": "天一店", "store_code": "A2"}), 201
     )
-    g3 = answer(post(w, "hq_admin", CODES, {"kind": "guide", "name": "小黄名片", "guide_code": "G3"}), 201)
+    g4 = answer(
+        write(w, "agent_manager", CODES, {"kind": "guide", "name": "小郑名片", "guide_code": "G4"}), 201
+    )
+    g3 = answer(write(w, "hq_admin", CODES, {"kind": "guide", "name": "小黄名片", "guide_code": "G3"}), 201)
     fair = {
         "kind": "campaign",
         "name": "厦门展会",
+        "store_code": "B1",
         "campaign_code": "xm-fair",
         "window_days": 30,
         "scene": "xm-2026",
     }
-    campaign = answer(post(w, "hq_operator", CODES, fair), 201)
-    assert (campaign["scene"], campaign["window_days"], campaign["store_id"]) == ("xm-2026", 30, None)
-    assert unchanged(w, post, "hq_admin", CODES, {**fair, "name": "again"}) == (409, "conflict", "scene")
+    campaign = answer(write(w, "hq_operator", CODES, fair), 201)
+    assert (campaign["scene"], campaign["window_days"], campaign["store_code"]) == ("xm-2026", 30, "B1")
+    assert unchanged(w, write, "hq_admin", CODES, {**fair, "name": "again"}) == (409, "conflict", "scene")
 
     listed = {
         caller: {c["id"] for c in answer(get(w, caller, CODES))}
@@ -324,9 +329,9 @@ def test_assignment_history_and_hand_over_to_a_stores_pool(extra: World) -> None
         )
     members = [w.fresh_member(b1, store="A1") for _ in range(2)]
     for member_id in members:
-        answer(post(w, "hq_operator", f"/api/v1/guides/members/{member_id}/guide", {"guide_code": "G5"}))
+        answer(write(w, "hq_operator", f"/api/v1/guides/members/{member_id}/guide", {"guide_code": "G5"}))
     again = f"/api/v1/guides/members/{members[0]}/guide"
-    assert unchanged(w, post, "hq_admin", again, {"guide_code": "G5"}) == (409, "conflict", "guide_code")
+    assert unchanged(w, write, "hq_admin", again, {"guide_code": "G5"}) == (409, "conflict", "guide_code")
     view = answer(get(w, "store_manager", f"/api/v1/guides/members/{members[0]}"))
     [change] = view.pop("history")
     assigned_at = instant(change["at"])
@@ -354,11 +359,11 @@ def test_assignment_history_and_hand_over_to_a_stores_pool(extra: World) -> None
         ({"guide_code": "G5", "to_guide_code": "G5"}, (409, "conflict", "to_guide_code")),
         ({"guide_code": "G5", "to_store_code": "ZZ"}, (404, "not_found", "to_store_code")),
     ):
-        assert unchanged(w, post, "hq_admin", hand_over, body) == expected, body
+        assert unchanged(w, write, "hq_admin", hand_over, body) == expected, body
     assert (
-        unchanged(w, post, "store_manager", hand_over, {"guide_code": "G5", "to_store_code": "A1"})[0] == 403
+        unchanged(w, write, "store_manager", hand_over, {"guide_code": "G5", "to_store_code": "A1"})[0] == 403
     )
-    done = answer(post(w, "hq_admin", hand_over, {"guide_code": "G5", "to_store_code": "A1"}))
+    done = answer(write(w, "hq_admin", hand_over, {"guide_code": "G5", "to_store_code": "A1"}))
     assert instant(done.pop("left_at")) > assigned_at
     assert done == {
         "guide_id": b1.guides["G5"],
@@ -378,11 +383,11 @@ def test_assignment_history_and_hand_over_to_a_stores_pool(extra: World) -> None
         ]
     # A guide who has left takes no one, and records no touch.
     fresh = w.fresh_member(b1, store="A1")
-    assert unchanged(w, post, "hq_admin", f"/api/v1/guides/members/{fresh}/guide", {"guide_code": "G5"})[
+    assert unchanged(w, write, "hq_admin", f"/api/v1/guides/members/{fresh}/guide", {"guide_code": "G5"})[
         :2
     ] == (409, "conflict")
     touch = {"member_id": fresh, "kind": "link", "guide_code": "G5"}
-    assert unchanged(w, post, "hq_admin", TOUCHES, touch) == (409, "conflict", "guide_code")
+    assert unchanged(w, write, "hq_admin", TOUCHES, touch) == (409, "conflict", "guide_code")
 
 
 # --- touches and credits ------------------------------------------------------------------------------
@@ -401,7 +406,7 @@ def test_a_guides_touch_credits_the_next_online_order_and_who_sees_the_credit(ex
     w, b1 = extra, extra.b1
     mine = w.fresh_member(b1, store="A1", guide="G1")
     touch = answer(
-        post(w, "guide", TOUCHES, {"member_id": mine, "kind": "link", "ref": "https://m.x/p/9"}), 201
+        write(w, "guide", TOUCHES, {"member_id": mine, "kind": "link", "ref": "https://m.x/p/9"}), 201
     )
     assert (touch["guide_code"], touch["store_id"], touch["kind"], touch["ref"]) == (
         "G1",
@@ -410,21 +415,21 @@ def test_a_guides_touch_credits_the_next_online_order_and_who_sees_the_credit(ex
         "https://m.x/p/9",
     )
     far = w.fresh_member(b1, store="B1")
-    assert unchanged(w, post, "guide", TOUCHES, {"member_id": far, "kind": "link"})[0] == 404
-    assert unchanged(w, post, "guide", TOUCHES, {"member_id": mine, "kind": "link", "guide_code": "G2"}) == (
+    assert unchanged(w, write, "guide", TOUCHES, {"member_id": far, "kind": "link"})[0] == 404
+    assert unchanged(w, write, "guide", TOUCHES, {"member_id": mine, "kind": "link", "guide_code": "G2"}) == (
         404,
         "not_found",
         "guide_code",
     )
-    assert unchanged(w, post, "store_manager", TOUCHES, {"member_id": mine, "kind": "visit"}) == (
+    assert unchanged(w, write, "store_manager", TOUCHES, {"member_id": mine, "kind": "visit"}) == (
         422,
         "invalid",
         "guide_code",
     )
     assert unchanged(
-        w, post, "store_manager", TOUCHES, {"member_id": mine, "kind": "scan", "guide_code": "G1"}
+        w, write, "store_manager", TOUCHES, {"member_id": mine, "kind": "scan", "guide_code": "G1"}
     )[:2] == (422, "invalid")
-    answer(post(w, "hq_admin", TOUCHES, {"member_id": far, "kind": "coupon", "guide_code": "G3"}), 201)
+    answer(write(w, "hq_admin", TOUCHES, {"member_id": far, "kind": "coupon", "guide_code": "G3"}), 201)
     lonely = w.fresh_member(b1, store="A1")
     placed = utcnow() + timedelta(seconds=1)  # after the touches
     numbers: dict[str, str] = {}
@@ -502,6 +507,7 @@ def test_statements_are_scoped_and_read_back_from_csv_and_excel(extra: World) ->
         "earned_fen": 1000,
         "clawed_back_fen": 0,
         "adjusted_fen": G1_ADJUSTED,
+        "paid_out_fen": 0,
         "net_fen": 1000 + G1_ADJUSTED,
     }
     assert [(line["code"], line["amount_fen"], line["reason"]) for line in by_caller["guide"]["lines"]] == [
@@ -519,10 +525,20 @@ def test_statements_are_scoped_and_read_back_from_csv_and_excel(extra: World) ->
     )
     assert summary.content.startswith("\ufeff".encode())
     assert list(csv.reader(io.StringIO(summary.content.decode("utf-8-sig")))) == [
-        ["导购编号", "导购", "门店", "订单数", "佣金(元)", "退款扣回(元)", "调整(元)", "应付(元)"],
-        ["G1", "小周", "A1", "1", "10.00", "0.00", "2.50", "12.50"],
-        ["G2", "小吴", "A1", "1", "15.00", "5.00", "0.00", "10.00"],
-        ["合计", "", "", "2", "25.00", "5.00", "2.50", "22.50"],
+        [
+            "导购编号",
+            "导购",
+            "门店",
+            "订单数",
+            "佣金(元)",
+            "退款扣回(元)",
+            "调整(元)",
+            "已分账支付(元)",
+            "应付(元)",
+        ],
+        ["G1", "小周", "A1", "1", "10.00", "0.00", "2.50", "0.00", "12.50"],
+        ["G2", "小吴", "A1", "1", "15.00", "5.00", "0.00", "0.00", "10.00"],
+        ["合计", "", "", "2", "25.00", "5.00", "2.50", "0.00", "22.50"],
     ]
     with w.db.reading() as s:
         moves = {
@@ -592,11 +608,21 @@ def test_statements_are_scoped_and_read_back_from_csv_and_excel(extra: World) ->
     )
     assert book.sheetnames == ["汇总", "明细"]
     assert [list(r) for r in book["汇总"].iter_rows(values_only=True)] == [
-        ["导购编号", "导购", "门店", "订单数", "佣金(元)", "退款扣回(元)", "调整(元)", "应付(元)"],
-        ["G1", "小周", "A1", 1, 10, 0, 2.5, 12.5],
-        ["G2", "小吴", "A1", 1, 15, 5, 0, 10],
-        ["G3", "小黄", "B1", 1, 20, 0, 0, 20],
-        ["合计", None, None, 3, 45, 5, 2.5, 42.5],
+        [
+            "导购编号",
+            "导购",
+            "门店",
+            "订单数",
+            "佣金(元)",
+            "退款扣回(元)",
+            "调整(元)",
+            "已分账支付(元)",
+            "应付(元)",
+        ],
+        ["G1", "小周", "A1", 1, 10, 0, 2.5, 0, 12.5],
+        ["G2", "小吴", "A1", 1, 15, 5, 0, 0, 10],
+        ["G3", "小黄", "B1", 1, 20, 0, 0, 0, 20],
+        ["合计", None, None, 3, 45, 5, 2.5, 0, 42.5],
     ]
     detail = book["明细"]
     assert [list(r)[0:5] for r in detail.iter_rows(min_row=2, values_only=True)] == [
@@ -690,7 +716,7 @@ def test_adjustments_answer_once_and_need_a_reason(extra: World) -> None:
 def test_disputes_are_raised_within_reach_and_settled_once(extra: World) -> None:
     w, b1 = extra, extra.b1
     claim = {"guide_code": "G1", "period": GUIDES_PERIOD, "claim": "T-LONELY 那单是我介绍的"}
-    mine = answer(post(w, "guide", DISPUTES, claim), 201)
+    mine = answer(write(w, "guide", DISPUTES, claim), 201)
     assert (mine["guide_code"], mine["status"], mine["raised_by"]) == (
         "G1",
         "open",
@@ -705,8 +731,8 @@ def test_disputes_are_raised_within_reach_and_settled_once(extra: World) -> None
         ("guide", {"claim": "   "}, (422, "invalid", "claim")),
         ("guide", {"order": {"channel": "eshop", "order_no": "NOPE"}}, (404, "not_found", "order_no")),
     ):
-        assert unchanged(w, post, caller, DISPUTES, {**claim, **change}) == expected, change
-    theirs = answer(post(w, "store_manager", DISPUTES, {**claim, "guide_code": "G2"}), 201)
+        assert unchanged(w, write, caller, DISPUTES, {**claim, **change}) == expected, change
+    theirs = answer(write(w, "store_manager", DISPUTES, {**claim, "guide_code": "G2"}), 201)
     listed = {d["id"] for d in answer(get(w, "guide", DISPUTES, status="open"))}
     assert mine["id"] in listed and theirs["id"] not in listed and b1.guide_disputes["G1"] in listed
     assert {d["guide_code"] for d in answer(get(w, "store_manager", DISPUTES))} == {"G1", "G2"}
@@ -802,3 +828,61 @@ def test_a_scan_binding_is_in_the_members_history(extra: World) -> None:
             s.scalar(select(BindingChange.id).where(BindingChange.member_id == b1.guide_shoppers["G1"]))
             == change["id"]
         )
+
+
+# --- retries ------------------------------------------------------------------------------------------
+
+
+def test_writes_answer_once_for_an_idempotency_key(extra: World) -> None:
+    """A retried write (the same Idempotency-Key and body) gets the first answer and changes nothing
+    more: one touch, one dispute, one assignment, one code. The key with another body is a 409, a write
+    without a key a 422; both change nothing."""
+    w, b1 = extra, extra.b1
+    key_refused = (409, "conflict", "Idempotency-Key")
+    no_key = (422, "invalid", "Idempotency-Key")
+
+    mine = w.fresh_member(b1, store="A1", guide="G1")
+    touch = {"member_id": mine, "kind": "coupon", "ref": "NEW10"}
+    sent = answer(write(w, "guide", TOUCHES, touch, key="tch-1"), 201)
+    before = w.counts()
+    assert answer(write(w, "guide", TOUCHES, touch, key="tch-1"), 201) == sent
+    assert w.counts() == before
+    with w.db.reading() as s:
+        assert s.scalars(select(Touch.id).where(Touch.member_id == mine)).all() == [sent["id"]]
+    assert unchanged(w, write, "guide", TOUCHES, {**touch, "ref": "NEW20"}, key="tch-1") == key_refused
+    assert unchanged(w, write, "guide", TOUCHES, touch, send_key=False) == no_key
+
+    claim = {"guide_code": "G1", "period": GUIDES_PERIOD, "claim": "重试的申诉"}
+    raised = answer(write(w, "guide", DISPUTES, claim, key="dsp-1"), 201)
+    before = w.counts()
+    assert answer(write(w, "guide", DISPUTES, claim, key="dsp-1"), 201) == raised
+    assert w.counts() == before
+    with w.db.reading() as s:
+        found = s.scalars(select(CommissionDispute.id).where(CommissionDispute.claim == "重试的申诉")).all()
+        assert found == [raised["id"]]
+    assert unchanged(w, write, "guide", DISPUTES, {**claim, "claim": "另一件"}, key="dsp-1") == key_refused
+    assert unchanged(w, write, "guide", DISPUTES, claim, send_key=False) == no_key
+
+    # Assigned again with the key: the first answer, not "already the member's exclusive guide".
+    fresh = w.fresh_member(b1, store="A1")
+    path = f"/api/v1/guides/members/{fresh}/guide"
+    assigned = answer(write(w, "hq_admin", path, {"guide_code": "G2"}, key="asg-1"))
+    before = w.counts()
+    assert answer(write(w, "hq_admin", path, {"guide_code": "G2"}, key="asg-1")) == assigned
+    assert w.counts() == before
+    with w.db.reading() as s:
+        assert s.scalars(select(BindingChange.id).where(BindingChange.member_id == fresh)).all() == [
+            assigned["id"]
+        ]
+    # The member is part of what the key answers for: another member with the key is another request.
+    other = f"/api/v1/guides/members/{w.fresh_member(b1, store='A1')}/guide"
+    assert unchanged(w, write, "hq_admin", other, {"guide_code": "G2"}, key="asg-1") == key_refused
+
+    code = {"kind": "store", "name": "重试的门店码", "store_code": "A1"}
+    made = answer(write(w, "store_manager", CODES, code, key="qr-1"), 201)
+    before = w.counts()
+    assert answer(write(w, "store_manager", CODES, code, key="qr-1"), 201) == made
+    assert w.counts() == before
+    with w.db.reading() as s:
+        assert s.scalars(select(QrCode.id).where(QrCode.name == "重试的门店码")).all() == [made["id"]]
+    assert unchanged(w, write, "store_manager", CODES, {**code, "name": "另一个"}, key="qr-1") == key_refused

@@ -20,7 +20,7 @@ from datong.channels.records import OrderFields
 from datong.core.clock import utcnow
 from datong.coupons import claims
 from datong.coupons import service as coupons_service
-from datong.coupons.models import Coupon, CouponTemplate
+from datong.coupons.models import Coupon, CouponTemplate, SpendClaim
 from datong.orders.service import IncomingOrder, upsert_orders
 from datong.tenancy.models import Tenant
 from tests.api.calls import answer, refused, write
@@ -56,6 +56,21 @@ def shop(world: World) -> Iterator[World]:
 def changes(before: dict[str, Any], after: dict[str, Any], *names: str) -> dict[str, Any]:
     """How the named counts of ``World.counts()`` moved."""
     return {name: after[name] - before[name] for name in names}
+
+
+# What a refused call could change in a claim: its status, reason, what it was matched to (order, store,
+# receipt, amount), its coupon and its review.
+CLAIM_STATE = ("id", "status", "reason", "order_id", "store_id", "receipt_no", "amount_fen", "coupon_id")
+CLAIM_STATE += ("reviewed_by", "reviewed_at")
+
+
+def claim_state(w: World, member_id: str) -> list[tuple[Any, ...]]:
+    """``CLAIM_STATE`` of each of the member's claims, oldest first."""
+    with w.db.reading() as s:
+        query = select(*(getattr(SpendClaim, name) for name in CLAIM_STATE)).where(
+            SpendClaim.member_id == member_id
+        )
+        return [tuple(row) for row in s.execute(query.order_by(SpendClaim.created_at, SpendClaim.id))]
 
 
 def coupon_of(w: World, coupon_id: str) -> tuple[str, str, str]:
@@ -192,11 +207,12 @@ def test_a_claim_by_order_number_is_checked_at_once_and_only_once(shop: World) -
         "idempotent_request": 1,
     }
     # The same key and body: the first answer. The same key, another body: a conflict. Nothing written.
-    written = w.counts()
+    written, state = w.counts(), claim_state(w, member_id)
+    assert [(c[0], c[1], c[7]) for c in state] == [(claim["id"], "rewarded", claim["coupon"]["id"])]
     assert answer(write(w, "agent_manager", f"{CLAIMS}/orders", body, key="claim-1"), 201) == claim
     other = write(w, "agent_manager", f"{CLAIMS}/orders", {**body, "order_no": "T-other"}, key="claim-1")
     assert refused(other) == (409, "conflict", "Idempotency-Key")
-    assert w.counts() == written
+    assert (w.counts(), claim_state(w, member_id)) == (written, state)
     # A new claim of the same order: kept, and turned down.
     again = answer(write(w, "pos_key", f"{CLAIMS}/orders", body), 201)
     assert (again["status"], again["reason"], again["coupon"]) == ("rejected", "already rewarded", None)
@@ -213,7 +229,8 @@ def test_a_claim_of_an_order_not_imported_yet_waits_and_staff_may_turn_it_down(s
         "order not found",
         None,
     )
-    before = w.counts()
+    before, state = w.counts(), claim_state(w, member_id)
+    assert [c[:3] + c[7:] for c in state] == [(waiting["id"], "pending", "order not found", None, None, None)]
     assert refused(write(w, "pos_key", f"{CLAIMS}/orders", body)) == (409, "conflict", "order_no")
     # An order-number claim is the head office's to turn down, not a store's.
     assert refused(write(w, "store_manager", f"{CLAIMS}/{waiting['id']}/reject", {"reason": "x"})) == (
@@ -221,7 +238,7 @@ def test_a_claim_of_an_order_not_imported_yet_waits_and_staff_may_turn_it_down(s
         "not_found",
         "claim_id",
     )
-    assert w.counts() == before
+    assert (w.counts(), claim_state(w, member_id)) == (before, state)
     turned = answer(write(w, "hq_operator", f"{CLAIMS}/{waiting['id']}/reject", {"reason": "订单号不存在"}))
     assert (turned["status"], turned["reason"], turned["reviewed_by"]) == (
         "rejected",
@@ -239,10 +256,11 @@ def test_a_bad_order_claim_names_its_field_and_changes_nothing(
     shop: World, change: dict[str, Any], field: str
 ) -> None:
     w = shop
-    body = {"member_id": w.fresh_member(w.b1, store="A1"), "channel": "tmall", "order_no": "T-1", **change}
+    member_id = w.fresh_member(w.b1, store="A1")
+    body = {"member_id": member_id, "channel": "tmall", "order_no": "T-1", **change}
     before = w.counts()
     assert refused(write(w, "pos_key", f"{CLAIMS}/orders", body)) == (422, "invalid", field)
-    assert w.counts() == before
+    assert (w.counts(), claim_state(w, member_id)) == (before, [])
 
 
 # --- receipt photos -----------------------------------------------------------------------------------
@@ -269,7 +287,8 @@ def test_a_receipt_photo_is_reviewed_by_its_stores_staff_and_rewarded_once(shop:
     ):
         queue = answer(w.client.get(CLAIMS, headers=w.auth(caller)))["claims"]
         assert (sent["id"] in [c["id"] for c in queue]) is sees, caller
-    before = w.counts()
+    before, state = w.counts(), claim_state(w, member_id)
+    assert state == [(sent["id"], "pending", None, None, w.b1.stores["A1"], None, None, None, None, None)]
     assert refused(w.client.get(f"{CLAIMS}/{sent['id']}", headers=w.auth("store_key"))) == (
         404,
         "not_found",
@@ -282,7 +301,7 @@ def test_a_receipt_photo_is_reviewed_by_its_stores_staff_and_rewarded_once(shop:
         "not_found",
         "store_code",
     )
-    assert w.counts() == before
+    assert (w.counts(), claim_state(w, member_id)) == (before, state)
 
     shown = w.client.get(f"{CLAIMS}/{sent['id']}/photo", headers=w.auth("store_manager"))
     assert (shown.status_code, shown.content, shown.headers["content-type"]) == (200, photo, "image/jpeg")
@@ -304,23 +323,27 @@ def test_a_receipt_photo_is_reviewed_by_its_stores_staff_and_rewarded_once(shop:
 
     # Another photo of the same receipt: a conflict for the reviewer, and the claim waits for a rejection.
     copy = answer(send_photo(w, "pos_key", member_id, jpeg(), store="A1"), 201)
-    before = w.counts()
+    before, state = w.counts(), claim_state(w, member_id)
+    assert [c[1] for c in state] == ["rewarded", "pending"]
     assert refused(write(w, "agent_manager", f"{CLAIMS}/{copy['id']}/approve", read)) == (
         409,
         "conflict",
         "receipt_no",
     )
-    assert w.counts() == before
+    assert (w.counts(), claim_state(w, member_id)) == (before, state)
     assert (
         answer(write(w, "agent_manager", f"{CLAIMS}/{copy['id']}/reject", {"reason": "重复的小票"}))["status"]
         == "rejected"
     )
     assert len(w.coupons_of(member_id)) == 1
+    before, state = w.counts(), claim_state(w, member_id)
+    assert [c[1] for c in state] == ["rewarded", "rejected"]
     assert refused(write(w, "hq_admin", f"{CLAIMS}/{copy['id']}/approve", read)) == (
         409,
         "conflict",
         "claim_id",
     )
+    assert (w.counts(), claim_state(w, member_id)) == (before, state)
 
 
 def test_a_member_lists_their_own_claims(shop: World) -> None:
@@ -356,7 +379,7 @@ def test_a_bad_photo_names_its_field_and_changes_nothing(shop: World) -> None:
     member_id = w.fresh_member(w.b1, store="A1")
     taken = jpeg()
     answer(send_photo(w, "pos_key", member_id, taken), 201)
-    before = w.counts()
+    before, state = w.counts(), claim_state(w, member_id)
     cases = [
         (send_photo(w, "pos_key", member_id, b"GIF89a" + os.urandom(20)), 422, "photo"),
         (send_photo(w, "pos_key", member_id, jpeg() + bytes(claims.MAX_PHOTO_BYTES)), 422, "photo"),
@@ -372,4 +395,63 @@ def test_a_bad_photo_names_its_field_and_changes_nothing(shop: World) -> None:
     cases.append((missing, 422, "photo"))
     for response, status, field in cases:
         assert (response.status_code, response.json()["field"]) == (status, field), response.text
+    assert (w.counts(), claim_state(w, member_id)) == (before, state)
+
+
+# --- one purchase, one reward: a POS sale and its printed receipt; a refund takes the reward back ------
+
+
+def test_a_photo_of_a_pos_sales_receipt_is_that_sale_whichever_comes_first(shop: World) -> None:
+    w = shop
+    member_id = w.fresh_member(w.b1, store="A1")
+    # The till's sale first, rewarded in its earn call; then a photo of its receipt.
+    sold = f"A1-{w.fresh_card()}"
+    earned = answer(write(w, "pos_key", EARN, {"member_id": member_id, "order": pos_sale(sold, 45000)}))
+    order = w.order(w.b1, "pos", sold)
+    assert coupon_of(w, earned["reward_coupon"]["id"]) == ("C50", f"spend:{order.id}", member_id)
+    photo = answer(send_photo(w, "pos_key", member_id, jpeg(), store="A1"), 201)
+    before = w.counts()
+    read = {"store_code": "A1", "receipt_no": sold.lower(), "amount_fen": 45000}
+    response = write(w, "store_manager", f"{CLAIMS}/{photo['id']}/approve", read)
+    assert (refused(response), response.json()["message"]) == (
+        (409, "conflict", "receipt_no"),
+        "this receipt was rewarded already",
+    )
     assert w.counts() == before
+    # A photo approved first; then the till sends its sale (it was offline): the receipt's coupon.
+    later = f"A1-{w.fresh_card()}"
+    photo = answer(send_photo(w, "pos_key", member_id, jpeg(), store="A1"), 201)
+    read = {"store_code": "A1", "receipt_no": later, "amount_fen": 25000}
+    approved = answer(write(w, "store_manager", f"{CLAIMS}/{photo['id']}/approve", read))
+    written = w.counts()
+    sale = answer(write(w, "pos_key", EARN, {"member_id": member_id, "order": pos_sale(later, 25000)}))
+    assert sale["reward_coupon"]["id"] == approved["coupon"]["id"]
+    assert changes(written, w.counts(), "coupon", "coupon_issued") == {"coupon": 0, "coupon_issued": 0}
+    assert len(w.coupons_of(member_id)) == 2
+
+
+def test_a_sale_refunded_in_full_at_the_till_loses_its_unused_reward(shop: World) -> None:
+    w = shop
+    member_id = w.fresh_member(w.b1, store="A1")
+    order_no = f"POS-{w.fresh_card()}"
+    earned = answer(write(w, "pos_key", EARN, {"member_id": member_id, "order": pos_sale(order_no, 45000)}))
+    reward = earned["reward_coupon"]
+    refund = {"channel": "pos", "order_no": order_no, "refund_no": "R1", "amount_fen": 5000}
+    part = answer(write(w, "pos_key", "/api/v1/points/refund", refund))
+    assert (part["order_status"], "reward_coupon" in part) == ("completed", False)  # a part: kept
+    assert [c.status for c in w.coupons_of(member_id)] == ["issued"]
+    before = w.counts()
+    rest = refund | {"refund_no": "R2", "amount_fen": 40000}
+    full = answer(write(w, "pos_key", "/api/v1/points/refund", rest, key=f"refund-{order_no}"))
+    assert (full["order_status"], full["reward_coupon"]) == ("refunded", reward | {"status": "void"})
+    assert changes(before, w.counts(), "coupon_issued", "coupon_void", "coupon") == {
+        "coupon_issued": -1,
+        "coupon_void": 1,
+        "coupon": 0,
+    }
+    assert w.audit_actions(w.b1.tenant_id, reward["id"]) == ["coupon.spend_reward_void"]
+    # The same refund again: the same answer, nothing more.
+    done = w.counts()
+    again = answer(write(w, "pos_key", "/api/v1/points/refund", rest, key=f"refund-{order_no}"))
+    assert again == full
+    assert w.counts() == done

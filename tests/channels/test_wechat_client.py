@@ -92,24 +92,62 @@ def test_a_token_from_the_cache_is_used_without_fetching(fake: FakeWeChat, clock
     assert fake.calls == []
 
 
-def test_concurrent_threads_fetch_the_token_once(client: WeChatClient, fake: FakeWeChat) -> None:
-    gate = threading.Event()
-    fake.token_gate = gate
-    start = threading.Barrier(8)
+THREADS = 8
+# A safety net so that a lost thread fails the test instead of hanging the run; nothing is measured.
+WAIT_LIMIT_S = 10
+
+
+class EveryoneReadsFirstCache:
+    """A ``TokenCache`` whose first ``get()`` in each thread waits until all ``THREADS`` threads have
+    made theirs: every thread has seen the empty cache before any of them can fetch, so only the
+    client's refresh lock (and its second look under it) keeps the fetches to one."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryTokenCache()  # read it directly to look without joining the barrier
+        self._start = threading.Barrier(THREADS)
+        self._guard = threading.Lock()
+        self._seen: set[int] = set()
+        self.first_reads: list[CachedToken | None] = []
+
+    def get(self, key: str) -> CachedToken | None:
+        value = self.inner.get(key)
+        with self._guard:
+            first = threading.get_ident() not in self._seen
+            self._seen.add(threading.get_ident())
+            if first:
+                self.first_reads.append(value)
+        if first:
+            self._start.wait(timeout=WAIT_LIMIT_S)
+        return value
+
+    def set(self, key: str, value: str, *, expires_at: datetime) -> None:
+        self.inner.set(key, value, expires_at=expires_at)
+
+
+def test_concurrent_threads_fetch_the_token_once(fake: FakeWeChat, clock: FakeClock) -> None:
+    cache = EveryoneReadsFirstCache()
+    client = WeChatClient(fake.appid, fake.secret, transport=fake.transport, clock=clock, token_cache=cache)
     tokens: list[str] = []
+    errors: list[BaseException] = []
 
     def work() -> None:
-        start.wait(timeout=10)
-        tokens.append(client.access_token())
+        try:
+            tokens.append(client.access_token())
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    gate.set()
-    for thread in threads:
-        thread.join(timeout=10)
-    assert tokens == ["ACCESS_TOKEN_0001"] * 8
+    threads = [threading.Thread(target=work) for _ in range(THREADS)]
+    with client:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=WAIT_LIMIT_S)
+    assert [thread.is_alive() for thread in threads] == [False] * THREADS
+    assert errors == []
+    assert cache.first_reads == [None] * THREADS  # every thread found the cache empty
+    assert tokens == ["ACCESS_TOKEN_0001"] * THREADS
     assert fake.count(STABLE) == 1
+    assert cache.inner.get(fake.appid) == CachedToken("ACCESS_TOKEN_0001", clock() + timedelta(seconds=7200))
 
 
 def test_an_expired_token_is_refreshed_once_and_the_call_retried_once(

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from datong.api.app import create_app
 from datong.channels.wechat import service as wechat
@@ -55,7 +56,7 @@ class Callback:
     scene: str
 
     def params(self, **extra: str) -> dict[str, str]:
-        timestamp, nonce = str(int(time.time())), "4242"
+        timestamp, nonce = str(int(time.time())), uuid.uuid4().hex  # WeChat signs each push anew
         return {
             "signature": sha1_signature(TOKEN, timestamp, nonce),
             "timestamp": timestamp,
@@ -66,7 +67,9 @@ class Callback:
     def post(self, fields: dict[str, Any], *, safe: bool = False, key: str = KEY_CURRENT) -> Any:
         xml = xml_message(fields)
         if safe:
-            params, body = safe_request(WeChatScheme(key), xml, timestamp=str(int(time.time())), nonce="77")
+            params, body = safe_request(
+                WeChatScheme(key), xml, timestamp=str(int(time.time())), nonce=uuid.uuid4().hex
+            )
             return self.client.post(URL, params=params, content=body)
         return self.client.post(URL, params=self.params(), content=xml)
 
@@ -99,8 +102,7 @@ def cb(database: Database) -> Iterator[Callback]:
             appid=APPID,
             name="品牌服务号",
             token=TOKEN,
-            aes_key=KEY_CURRENT,
-        )
+        )  # plain mode; the safe-mode test gives it keys
     scene = guide_code(w, "G1")
     runtime = Runtime(settings=Settings(database_url=database.url), db=database, keyring=keyring)
     with TestClient(create_app(runtime)) as client:
@@ -139,10 +141,11 @@ def test_a_follow_through_a_guides_code_binds_and_retries_change_nothing(cb: Cal
 
 
 def test_safe_mode_with_the_current_and_the_previous_key(cb: Callback) -> None:
-    with cb.w.db.unit_of_work() as s:
-        wechat.rotate_aes_key(
-            s, tenant_id=cb.w.tenant_id, keyring=cb.keyring, actor=ACTOR, appid=APPID, aes_key=KEY_PREVIOUS
-        )
+    for key in (KEY_CURRENT, KEY_PREVIOUS):
+        with cb.w.db.unit_of_work() as s:
+            wechat.rotate_aes_key(
+                s, tenant_id=cb.w.tenant_id, keyring=cb.keyring, actor=ACTOR, appid=APPID, aes_key=key
+            )
     # After the rotation KEY_PREVIOUS is current and KEY_CURRENT the previous one: both open.
     assert (
         cb.post(event("oFan2", "SCAN", EventKey=cb.scene, Ticket="t"), safe=True, key=KEY_CURRENT).status_code
@@ -158,7 +161,23 @@ def test_safe_mode_with_the_current_and_the_previous_key(cb: Callback) -> None:
     before = cb.counts()
     other = "Zz" * 21 + "Z"
     assert cb.post(event("oFan4", "SCAN", EventKey=cb.scene), safe=True, key=other).status_code == 422
+    # An account with keys takes encrypted messages only: plain mode signs the URL, not the body.
+    plain = cb.post(event("oFan4", "SCAN", EventKey=cb.scene))
+    assert (plain.status_code, plain.json()["field"]) == (401, "encrypt_type")
     assert cb.counts() == before
+
+
+def test_a_signed_request_replayed_with_another_body_is_refused(cb: Callback) -> None:
+    params = cb.params()
+    first = xml_message(event("oFan12", "SCAN", EventKey=cb.scene))
+    assert cb.client.post(URL, params=params, content=first).content == b"success"
+    assert cb.client.post(URL, params=params, content=first).content == b"success"  # a retry: same message
+    before = cb.counts()
+    forged = xml_message(event("oForged", "SCAN", EventKey=cb.scene))
+    response = cb.client.post(URL, params=params, content=forged)
+    assert (response.status_code, response.json()["field"]) == (401, "nonce")
+    assert cb.counts() == before
+    assert member_of(cb, "oForged") is None
 
 
 def test_bad_signatures_hostile_xml_and_stale_timestamps_change_nothing(cb: Callback, tmp_path: Any) -> None:
@@ -320,3 +339,55 @@ def test_a_template_message_goes_out_through_the_outbox_and_its_delivery_comes_b
             "done",
             {"delivery": "success"},
         )
+
+
+def test_one_message_handled_by_two_workers_at_once_takes_effect_once(cb: Callback) -> None:
+    import threading
+
+    from datong.channels.wechat.callback import parse_message
+    from datong.channels.wechat.handlers import process_message
+
+    message = parse_message(xml_message(event("oFan13", "SCAN", EventKey=cb.scene)))
+    with cb.w.db.unit_of_work() as s:
+        row, _ = wechat.receive(s, account=wechat.get_account(s, appid=APPID), message=message)
+    barrier = threading.Barrier(4)
+    seen: list[object] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            with cb.w.db.unit_of_work() as s:
+                seen.append(process_message(s, keyring=cb.keyring, inbox_id=row.id))
+        except Exception as exc:  # recorded, then asserted below
+            seen.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(map(str, seen)) == ["done"] * 4
+    with cb.w.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(Touch)) == 1
+        assert s.execute(select(WechatInbox.status, WechatInbox.attempts)).one() == ("done", 1)
+
+
+def test_a_failed_message_is_kept_with_its_reason_and_tried_again(cb: Callback) -> None:
+    from datong.channels.wechat.callback import parse_message
+
+    good = parse_message(xml_message(event("oFan14", "SCAN", EventKey=cb.scene)))
+    with cb.w.db.unit_of_work() as s:
+        account = wechat.get_account(s, appid=APPID)
+        broken, _ = wechat.receive(s, account=account, message=good)
+        broken.message = {"MsgType": "event"}  # cannot be rebuilt: a required field is missing
+    assert process_pending(cb.w.db, cb.keyring) == {"done": 0, "failed": 1}
+    with cb.w.db.reading() as s:
+        status, error, attempts = s.execute(
+            select(WechatInbox.status, WechatInbox.error, WechatInbox.attempts)
+        ).one()
+    assert (status, attempts) == ("failed", 1) and error is not None and error.startswith("BadMessage")
+    assert member_of(cb, "oFan14") is None
+    with cb.w.db.unit_of_work() as s:
+        s.execute(update(WechatInbox).values(message=dict(good.raw)))  # the operator fixed it
+    assert process_pending(cb.w.db, cb.keyring) == {"done": 1, "failed": 0}
+    assert member_of(cb, "oFan14") is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -176,9 +177,11 @@ def test_the_platform_key_loads_from_pem_and_the_nonce_is_32_hex() -> None:
     with pytest.raises(ConfigurationError) as caught:
         signing.load_platform_key(b"not a key")
     assert caught.value.field == "platform_key"
-    nonce = signing.new_nonce()
-    assert len(nonce) == 32
-    assert int(nonce, 16) >= 0
+    nonce, another = signing.new_nonce(), signing.new_nonce()
+    # 16 random bytes as upper-case hex, as new_nonce writes them.
+    assert re.fullmatch(r"[0-9A-F]{32}", nonce) is not None, nonce
+    assert re.fullmatch(r"[0-9A-F]{32}", another) is not None, another
+    assert nonce != another
 
 
 # --- receivers -------------------------------------------------------------------------------------

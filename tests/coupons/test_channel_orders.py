@@ -30,10 +30,10 @@ from datong.loyalty.programs import get_program, load_program
 from datong.loyalty.refunds import refund_closed_orders
 from datong.loyalty.service import earn_completed_orders
 from datong.members.models import SourceRecord
-from datong.members.service import merge_members
+from datong.members.service import delete_member, merge_members
 from datong.orders.models import Order, OrderCoupon
 from datong.orders.queries import order_coupon_problems
-from datong.orders.service import record_order, record_refund
+from datong.orders.service import IncomingOrder, record_order, record_refund, upsert_orders
 from datong.tenancy.service import create_tenant
 from tests.loyalty.helpers import PROGRAM
 from tests.test_cli import _ok, cli_env
@@ -194,7 +194,7 @@ class Brand:
 
 
 def totals(**changed: int) -> dict[str, int]:
-    return {"redeemed": 0, "refused": 0, "waiting": 0, "reversed": 0, "retried": 0} | changed
+    return {"redeemed": 0, "refused": 0, "waiting": 0, "reversed": 0, "voided": 0, "retried": 0} | changed
 
 
 # --- redeeming ------------------------------------------------------------------------------------
@@ -392,6 +392,61 @@ def test_a_jd_order_redeems_on_its_priced_lines_once_whatever_the_rows(
         21000,
         2000,
     )
+
+
+def test_an_order_not_linked_to_a_member_yet_keeps_its_code_waiting_until_it_is(
+    database: Database, keyring: Keyring, tmp_path: Path
+) -> None:
+    brand = Brand(database, keyring, tmp_path)
+    code = brand.issue(brand.alice)
+    fields = OrderFields(
+        "T-7001", "paid", "买家已付款，等待卖家发货", 25800, 25800, paid_at=PAID_AT, coupon_codes=[code]
+    )
+    with database.unit_of_work() as s:  # imported before unification linked its buyer
+        upsert_orders(
+            s, tenant_id=brand.tenant_id, incoming=[IncomingOrder("tmall", fields, None, "nick", "x", None)]
+        )
+    before = brand.state()
+    assert run(database, brand.tenant_id) == totals(waiting=1)
+    assert brand.problems() == [
+        ("T-7001", display_code(code), "pending", "no_member", "not linked to a member")
+    ]
+    assert brand.state()["coupons"] == before["coupons"]
+    assert brand.redemptions(code) == []
+    # Linked now (the next export, or unification): the next run redeems the code, once.
+    with database.unit_of_work() as s:
+        upsert_orders(
+            s,
+            tenant_id=brand.tenant_id,
+            incoming=[IncomingOrder("tmall", fields, brand.alice, "nick", "x", None)],
+        )
+    assert run(database, brand.tenant_id) == totals(redeemed=1)
+    assert brand.coupon(code).status == "redeemed"
+    assert [(r.order_no, r.at) for r in brand.redemptions(code)] == [("T-7001", PAID_AT)]
+    assert brand.problems() == []
+
+
+def test_the_code_of_an_order_whose_buyer_was_erased_is_refused(
+    database: Database, keyring: Keyring, tmp_path: Path
+) -> None:
+    brand = Brand(database, keyring, tmp_path)
+    code = brand.issue(brand.alice)
+    brand.import_rows([tmall_row("T-7101", "tb_bob", codes=code)])
+    with database.unit_of_work() as s:
+        delete_member(
+            s,
+            tenant_id=brand.tenant_id,
+            keyring=keyring,
+            member_id=brand.bob,
+            actor=ACTOR,
+            reason="本人要求删除",
+        )
+    assert brand.order("T-7101").member_id is None
+    assert run(database, brand.tenant_id) == totals(refused=1)
+    assert brand.problems() == [
+        ("T-7101", display_code(code), "refused", "no_member", "the order's buyer was erased")
+    ]
+    assert brand.coupon(code).status == "issued"
 
 
 # --- refunds of imported orders ----------------------------------------------------------------------------

@@ -87,11 +87,13 @@ def test_a_dynamic_code_works_for_a_minute_and_only_with_the_brands_key() -> Non
     def sign_with(key: bytes) -> Callable[[str], str]:
         return lambda text: hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
-    code, brand = new_code(), sign_with(b"brand key")
+    coupon_id, brand = "cpn_01jd4k9m2x7q8r5t6v3w0y1z2a", sign_with(b"brand key")
     shown_at = 1_800_000_000.0
-    payload = dynamic_payload(code, at_epoch=shown_at, sign=brand)
-    assert read_dynamic(payload, at_epoch=shown_at + 30, sign=brand) == code
-    assert read_dynamic(payload, at_epoch=shown_at + DYNAMIC_STEP_SECONDS, sign=brand) == code  # clock skew
+    payload = dynamic_payload(coupon_id, at_epoch=shown_at, sign=brand)
+    window = int(shown_at // DYNAMIC_STEP_SECONDS)
+    assert payload == f"{coupon_id}.{window}.{brand(f'{coupon_id}.{window}')[:16]}"  # the id, not a code
+    assert read_dynamic(payload, at_epoch=shown_at + 30, sign=brand) == coupon_id
+    assert read_dynamic(payload, at_epoch=shown_at + DYNAMIC_STEP_SECONDS, sign=brand) == coupon_id  # skew
     with pytest.raises(BadCode, match="expired"):
         read_dynamic(payload, at_epoch=shown_at + 2 * DYNAMIC_STEP_SECONDS, sign=brand)
     with pytest.raises(BadCode, match="not a coupon's dynamic code"):

@@ -42,6 +42,7 @@ def _complete(body: str) -> str:
 
 codes = st.text(alphabet=ALPHABET, min_size=BODY_LENGTH, max_size=BODY_LENGTH).map(_complete)
 LETTERS = _complete("ABCDEFGHJKMN")  # no run of digits: one code set (B) from start to end
+COUPON_ID = "cpn_01jd4k9m2x7q8r5t6v3w0y1z2a"  # the dynamic code names a coupon by its id
 
 
 # --- QR codes -----------------------------------------------------------------------------------------
@@ -222,12 +223,12 @@ def test_the_dynamic_code_expires_after_the_next_minute_and_refreshes_at_the_tur
     sign = dynamic_signer(Keyring(master=bytes(range(32))), "ten_a")
     minute = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
     at = minute + timedelta(seconds=second)
-    shown = images.dynamic_code(LETTERS, sign=sign, at=at)
-    assert shown.payload == dynamic_payload(LETTERS, at_epoch=at.timestamp(), sign=sign)
+    shown = images.dynamic_code(COUPON_ID, sign=sign, at=at)
+    assert shown.payload == dynamic_payload(COUPON_ID, at_epoch=at.timestamp(), sign=sign)
     assert (shown.expires_at, shown.refresh_after_seconds) == (minute + timedelta(minutes=2), refresh)
-    # Scanned up to the last moment before expires_at, it is the coupon's code; from then on it is not.
+    # Scanned up to the last moment before expires_at, it is the coupon's id; from then on it is not.
     last = (shown.expires_at - timedelta(milliseconds=1)).timestamp()
-    assert read_dynamic(shown.payload, at_epoch=last, sign=sign) == LETTERS
+    assert read_dynamic(shown.payload, at_epoch=last, sign=sign) == COUPON_ID
     with pytest.raises(BadCode, match="expired"):
         read_dynamic(shown.payload, at_epoch=shown.expires_at.timestamp(), sign=sign)
     _, dark = _svg_modules(shown.qr_svg.encode())

@@ -101,9 +101,10 @@ def test_a_draw_opens_takes_entries_and_closes_revealing_its_seed(database: Data
             s, tenant_id=w.tenant_id, keyring=w.keyring, actor=ACTOR, data=draw_file()
         )
     assert (draft.status, draft.revealed_seed, draft.entry_count) == ("draft", None, 0)
-    assert w.keyring.decrypt(
+    seed = w.keyring.decrypt(
         draft.seed_enc, tenant_id=w.tenant_id, table="draw", row_id=draft.id, column="seed_enc"
     )
+    assert hashlib.sha256(bytes.fromhex(seed)).hexdigest() == draft.commitment
     _refused(w, Conflict, "draw", lambda: w.enter(0))  # not open yet
     _refused(w, Conflict, "code", lambda: w.open(draw_file(name="another")))  # the code is taken
     with database.unit_of_work() as s:
@@ -426,6 +427,9 @@ def test_stock_is_never_oversold_and_the_stored_log_replays_and_a_tampered_one_i
     assert (verdict.fair, verdict.entries, audit.seed) == (True, 120, None)
     won = Counter(code for _, code in audit.log)
     assert stock == {"bag": 3 - won["bag"], "c10": 10 - won["c10"], "p50": 10 - won["p50"], "none": None}
+    for code, initial in {"bag": 3, "c10": 10, "p50": 10}.items():
+        remaining = stock[code]
+        assert remaining is not None and remaining >= 0 and won[code] <= initial, (code, remaining, won)
     with database.unit_of_work() as s:
         lucky_draws.close_draw(s, tenant_id=w.tenant_id, keyring=w.keyring, code="spring", actor=ACTOR)
     with database.reading() as s:

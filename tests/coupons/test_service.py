@@ -303,20 +303,23 @@ def test_a_dynamic_code_is_read_while_fresh_and_refused_when_forged_or_old(
     tenant_id, (a, _b) = _brand(database)
     coupon = _issue(database, tenant_id, a, "k1")
     sign = dynamic_signer(keyring, tenant_id)
-    payload = dynamic_payload(coupon.code, at_epoch=NOW.timestamp(), sign=sign)  # made in NOW's minute
+    payload = dynamic_payload(coupon.id, at_epoch=NOW.timestamp(), sign=sign)  # made in NOW's minute
+    assert coupon.code not in payload  # the coupon's id: a screenshot does not give away its code
     with database.reading() as s:
         # Good for the minute it was made in and the next (a clock a little behind), not after.
         for late in (0, 59, 119):
             at = NOW + timedelta(seconds=late)
             assert service.find_coupon(s, tenant_id=tenant_id, code=payload, sign=sign, at=at).id == coupon.id
-    code, window, mac = payload.split(".")
+    coupon_id, window, mac = payload.split(".")
     other_brand = dynamic_signer(keyring, "ten_other")
     refused = [
         (payload, sign, 120, "this dynamic code has expired: refresh the member page"),
-        (f"{code}.{window}.{'0' * len(mac)}", sign, 0, "not a coupon's dynamic code"),
-        (f"{code}.{int(window) + 1}.{mac}", sign, 60, "not a coupon's dynamic code"),  # a window moved on
+        (f"{coupon_id}.{window}.{'0' * len(mac)}", sign, 0, "not a coupon's dynamic code"),
+        (f"{coupon_id}.{int(window) + 1}.{mac}", sign, 60, "not a coupon's dynamic code"),  # window moved on
+        (f"{coupon.code}.{window}.{mac}", sign, 0, "not a coupon's dynamic code"),  # the code for the id
+        (f"{coupon_id}.{window}.{'é' * len(mac)}", sign, 0, "not a coupon's dynamic code"),  # not ASCII
         (
-            dynamic_payload(coupon.code, at_epoch=NOW.timestamp(), sign=other_brand),
+            dynamic_payload(coupon.id, at_epoch=NOW.timestamp(), sign=other_brand),
             sign,
             0,
             "not a coupon's dynamic code",

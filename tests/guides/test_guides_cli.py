@@ -168,9 +168,19 @@ def test_plan_attribution_commission_statement_kpis_and_hand_over(cli_env: Datab
     assert f"written to {summary} and {tmp_path / 'statement-lines.csv'}" in out
     with summary.open(encoding="utf-8-sig", newline="") as handle:
         assert list(csv.reader(handle)) == [
-            ["导购编号", "导购", "门店", "订单数", "佣金(元)", "退款扣回(元)", "调整(元)", "应付(元)"],
-            ["G1", "小林", "D1", "1", "19.95", "19.95", "0.00", "0.00"],
-            ["合计", "", "", "1", "19.95", "19.95", "0.00", "0.00"],
+            [
+                "导购编号",
+                "导购",
+                "门店",
+                "订单数",
+                "佣金(元)",
+                "退款扣回(元)",
+                "调整(元)",
+                "已分账支付(元)",
+                "应付(元)",
+            ],
+            ["G1", "小林", "D1", "1", "19.95", "19.95", "0.00", "0.00", "0.00"],
+            ["合计", "", "", "1", "19.95", "19.95", "0.00", "0.00", "0.00"],
         ]
     with (tmp_path / "statement-lines.csv").open(encoding="utf-8-sig", newline="") as handle:
         assert list(csv.reader(handle)) == [
@@ -185,9 +195,19 @@ def test_plan_attribution_commission_statement_kpis_and_hand_over(cli_env: Datab
     book = openpyxl.load_workbook(io.BytesIO(book_path.read_bytes()))
     assert book.sheetnames == ["汇总", "明细"]
     assert [list(r) for r in book["汇总"].iter_rows(values_only=True)] == [
-        ["导购编号", "导购", "门店", "订单数", "佣金(元)", "退款扣回(元)", "调整(元)", "应付(元)"],
-        ["G1", "小林", "D1", 1, 19.95, 19.95, 0, 0],
-        ["合计", None, None, 1, 19.95, 19.95, 0, 0],
+        [
+            "导购编号",
+            "导购",
+            "门店",
+            "订单数",
+            "佣金(元)",
+            "退款扣回(元)",
+            "调整(元)",
+            "已分账支付(元)",
+            "应付(元)",
+        ],
+        ["G1", "小林", "D1", 1, 19.95, 19.95, 0, 0, 0],
+        ["合计", None, None, 1, 19.95, 19.95, 0, 0, 0],
     ]
     assert [list(r) for r in book["明细"].iter_rows(values_only=True)][1:] == [
         ["G1", "小林", times[0], "佣金", 19.95, "tmall", "TM-1", None, ids[0]],

@@ -54,6 +54,15 @@ def test_first_guide_keeps_the_member_while_protected() -> None:
     assert scan_binds(policy, Binding("G1", T0 + DAY, guide_active=False), "G2", T0) is True  # G1 left
 
 
+def test_a_binding_made_under_another_policy_is_not_protected() -> None:
+    # Bound under last_scan or hq_assigns (no protected_until), then the brand moved to first_protected:
+    # no protection was promised, so the next guide's scan takes the member.
+    policy = Policy("first_protected", 90, 15)
+    assert scan_binds(policy, Binding("G1", None), "G2", T0) is True
+    assert scan_binds(policy, Binding("G1", None), "G1", T0) is False  # the same guide: nothing to change
+    assert scan_binds(Policy("hq_assigns"), Binding("G1", None), "G2", T0) is False
+
+
 def test_last_scan_wins_and_hq_assigns_never_binds() -> None:
     held = Binding("G1", T0 + 30 * DAY)
     assert scan_binds(Policy("last_scan"), held, "G2", T0) is True

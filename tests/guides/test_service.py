@@ -3,6 +3,7 @@ assignment, hand-over when a guide leaves, and attribution of online and POS ord
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -111,9 +112,11 @@ def test_a_guide_code_carries_a_short_scene_and_names_its_store(database: Databa
         ({"kind": "guide"}, "guide_id"),
         ({"kind": "store"}, "store_id"),
         ({"kind": "campaign"}, "campaign_code"),
+        ({"kind": "campaign", "campaign_code": "xm"}, "store_id"),  # its scans would have no one to touch
+        ({"kind": "event", "campaign_code": "xm"}, "store_id"),
         ({"kind": "poster"}, "kind"),
-        ({"kind": "event", "campaign_code": "xm", "scene": "厦门"}, "scene"),
-        ({"kind": "event", "campaign_code": "xm", "window_days": 0}, "window_days"),
+        ({"kind": "event", "campaign_code": "xm", "store_id": "D1", "scene": "厦门"}, "scene"),
+        ({"kind": "event", "campaign_code": "xm", "store_id": "D1", "window_days": 0}, "window_days"),
         ({"kind": "store", "store_id": "sto_nope"}, "store_id"),
     ],
 )
@@ -121,11 +124,58 @@ def test_bad_codes_are_refused_and_change_nothing(
     database: Database, fields: dict[str, Any], field: str
 ) -> None:
     w = make(database)
+    if "store_id" in fields:  # a store of the world by its code
+        fields = {**fields, "store_id": w.points.stores.get(fields["store_id"], fields["store_id"])}
     with pytest.raises((ValidationFailed, NotFound)) as caught, database.unit_of_work() as s:
         service.create_qr_code(s, tenant_id=w.tenant_id, actor=ACTOR, name="x", **fields)
     assert caught.value.field == field
     with database.reading() as s:
         assert s.scalar(select(func.count()).select_from(QrCode)) == 0
+
+
+def test_a_campaign_codes_scan_is_a_touch_of_its_store(database: Database) -> None:
+    w = make(database)
+    with database.unit_of_work() as s:
+        code = service.create_qr_code(
+            s,
+            tenant_id=w.tenant_id,
+            actor=ACTOR,
+            kind="campaign",
+            name="厦门展会",
+            store_id=w.points.stores["F1"],
+            campaign_code="xm",
+            window_days=30,
+        )
+        scene = code.scene
+    assert scan(w, 0, scene, T0).binding is None
+    with database.reading() as s:
+        touch = s.execute(
+            select(Touch.guide_id, Touch.store_id, Touch.campaign_code, Touch.window_days)
+        ).one()
+        assert tuple(touch) == (None, w.points.stores["F1"], "xm", 30)
+        assert s.scalar(select(QrCode.scans).where(QrCode.scene == scene)) == 1
+    assert attribute(w, _online_order(w, 0, "ES-XM", 20)) == (None, w.points.stores["F1"], "store_touch")
+
+
+def test_a_refused_scan_counts_nothing(database: Database) -> None:
+    """A campaign code made before codes had to name a store: its scans are refused (a touch names a
+    guide or a store). The WeChat callback catches the refusal and commits the follow: the code's count
+    must not have moved."""
+    w = make(database)
+    with database.unit_of_work() as s:
+        s.add(
+            QrCode(
+                tenant_id=w.tenant_id, scene="c_OLD", kind="campaign", name="旧活动码", campaign_code="old"
+            )
+        )
+    # pytest.raises inside the unit of work on purpose: the caller carries on and commits, as the
+    # callback does.
+    with database.unit_of_work() as s, pytest.raises(ValidationFailed) as caught:
+        service.record_scan(s, tenant_id=w.tenant_id, member_id=w.points.members[0], scene="c_OLD", at=T0)
+    assert caught.value.field == "guide_id"
+    with database.reading() as s:
+        assert s.scalar(select(QrCode.scans).where(QrCode.scene == "c_OLD")) == 0
+        assert s.scalar(select(func.count()).select_from(Touch)) == 0
 
 
 def test_a_taken_scene_is_a_conflict(database: Database) -> None:
@@ -206,7 +256,7 @@ def test_a_leaving_guide_hands_members_to_a_guide_or_the_stores_pool(database: D
     with database.reading() as s:
         g1_row = s.get(Guide, w.guides["G1"])
         assert g1_row is not None and (g1_row.active, g1_row.left_at) == (False, T0 + DAY)
-    # A left guide's code still records the touch but binds no one.
+    # A left guide's code still records a touch (of the store alone) but binds no one.
     assert scan(w, 2, g1, T0 + 2 * DAY).binding is None
     with database.unit_of_work() as s:
         moved = service.hand_over_members(
@@ -220,6 +270,26 @@ def test_a_leaving_guide_hands_members_to_a_guide_or_the_stores_pool(database: D
     assert moved == 2
     assert guide_of(w, 0) == (None, w.points.stores["F1"])
     assert history(w, 0)[-1] == (w.guides["G2"], None, "handover")
+
+
+def test_a_departed_guides_code_is_a_touch_of_its_store_alone(database: Database) -> None:
+    w = make(database)
+    g1 = guide_code(w, "G1")
+    with database.unit_of_work() as s:
+        service.hand_over_members(
+            s, tenant_id=w.tenant_id, guide_id=w.guides["G1"], to_guide_id=w.guides["G2"], actor=ACTOR, at=T0
+        )
+    got = scan(w, 0, g1, T0 + DAY)
+    assert got.binding is None
+    with database.reading() as s:
+        touch = s.execute(select(Touch.kind, Touch.guide_id, Touch.store_id, Touch.qr_code_id)).one()
+        code = s.scalar(select(QrCode).where(QrCode.scene == g1))
+        assert code is not None
+    assert tuple(touch) == ("scan", None, w.points.stores["D1"], code.id)
+    assert code.scans == 1  # the code still counts its scans
+    assert guide_of(w, 0) == (None, w.points.stores["D1"])
+    # An order after it credits the store, never the guide who left (nor commission to them).
+    assert attribute(w, _online_order(w, 0, "ES-LEFT", 3)) == (None, w.points.stores["D1"], "store_touch")
 
 
 def test_hand_over_refusals_change_nothing(database: Database) -> None:
@@ -349,3 +419,38 @@ def test_a_coupon_a_guide_sent_is_a_touch(database: Database) -> None:
     assert tuple(touch) == ("coupon", T0, w.guides["G1"], w.points.stores["D1"])
     order_id = _online_order(w, 1, "ES-C1", 5)
     assert attribute(w, order_id) == (w.guides["G1"], w.points.stores["D1"], "last_guide_touch")
+
+
+def test_scans_of_many_guides_codes_at_once_bind_a_new_member_once(database: Database) -> None:
+    """Eight guides' codes scanned by one new member at the same moment, each in its own transaction:
+    under first_protected exactly one guide binds the member, and the other scans are touches only."""
+    w = make(database)
+    more = [{"code": f"G{n}", "name": f"导购{n}"} for n in range(4, 9)]
+    with database.unit_of_work() as s:
+        load_org(s, tenant_id=w.tenant_id, actor=ACTOR, data={"stores": [{"code": "D1", "guides": more}]})
+        w.guides.update(s.execute(select(Guide.code, Guide.id).where(Guide.tenant_id == w.tenant_id)).all())
+    scenes = [guide_code(w, f"G{n}") for n in range(1, 9)]
+    barrier = threading.Barrier(len(scenes))
+    results: list[object] = []
+
+    def worker(scene: str) -> None:
+        barrier.wait()
+        try:
+            results.append(scan(w, 0, scene, T0).binding is not None)
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(scene,)) for scene in scenes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results, key=str) == [False] * 7 + [True]
+    [(from_guide, to_guide, reason)] = history(w, 0)
+    assert (from_guide, reason) == (None, "scan")
+    with database.reading() as s:
+        winner = s.get(Guide, to_guide)
+        assert winner is not None
+        assert guide_of(w, 0) == (winner.id, winner.store_id)  # G3 is of F1, the others of D1
+        assert s.scalar(select(func.count()).select_from(Touch)) == 8
+        assert set(s.scalars(select(QrCode.scans))) == {1}

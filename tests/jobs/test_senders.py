@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from datong.channels.wechat import service as wechat
 from datong.channels.wechat.senders import TEMPLATE
@@ -116,3 +117,30 @@ def test_deliver_with_nothing_configured_leaves_messages_pending(cli_env: Databa
     assert "没有配置任何发送通道" in out
     with cli_env.reading() as s:
         assert s.execute(select(OutboxMessage.status, OutboxMessage.attempts)).one() == ("pending", 0)
+
+
+def test_a_brands_senders_never_see_another_brands_messages(database: Database) -> None:
+    from datong.jobs.outbox import Outcome
+
+    with database.unit_of_work() as s:
+        brands = [create_tenant(s, code=code, name=code).id for code in ("acme", "bolt")]
+        for tenant_id in brands:
+            enqueue(s, tenant_id=tenant_id, kind=TEMPLATE, key="k", payload={"touser": f"o-{tenant_id}"})
+    seen: list[str] = []
+
+    def sender(session: Session, message: OutboxMessage) -> Outcome:
+        seen.append(message.tenant_id)
+        return Outcome("done")
+
+    assert deliver_due(database, {TEMPLATE: sender}, tenant_id=brands[0]) == {
+        "done": 1,
+        "sent": 0,
+        "retry": 0,
+        "failed": 0,
+    }
+    assert seen == [brands[0]]
+    with database.reading() as s:
+        left = s.execute(
+            select(OutboxMessage.tenant_id, OutboxMessage.status).order_by(OutboxMessage.tenant_id)
+        ).all()
+    assert sorted(left) == sorted([(brands[0], "done"), (brands[1], "pending")])

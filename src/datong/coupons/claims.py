@@ -8,8 +8,9 @@
   closed or refunded, or rewarded already by any path, is rejected at once.
 * By receipt photo (JPEG or PNG, by its first bytes, at most 5 MB; the same photo is taken once per
   brand): ``pending`` until staff look at it, then approved with the store, the receipt number and the
-  amount read off the receipt (rewarded once per store and receipt number), or rejected with a reason.
-  Both are audited.
+  amount read off the receipt (rewarded once per store and receipt number, and not at all when the POS
+  sale with that number at that store was rewarded already), or rejected with a reason. Both are
+  audited.
 
 The bands and the once-per-purchase rule are in ``spend_rewards.py``.
 """
@@ -17,13 +18,11 @@ The bands and the once-per-purchase rule are in ``spend_rewards.py``.
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session
 
 from datong.core.db import advisory_lock_id, is_sqlite
@@ -32,12 +31,16 @@ from datong.core.ids import new_id
 from datong.coupons.models import SpendClaim
 from datong.coupons.rules import OFFLINE_CHANNELS, ONLINE_CHANNELS
 from datong.coupons.spend_rewards import (
+    POS,
     REWARDED_STATUSES,
+    UNDONE_STATUSES,
     earlier_reward,
     hold_purchase,
-    order_issue_key,
+    normalize_receipt_no,
+    purchase_keys,
     receipt_issue_key,
     reward_purchase,
+    sale_receipt,
 )
 from datong.members.service import get_active_member
 from datong.orders.models import Order
@@ -53,7 +56,6 @@ ORDER_WAIT = timedelta(days=7)
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 PHOTO_TYPES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
 RULE = "system:spend-rule"  # who decided a claim checked by its rule
-_RECEIPT_NO = re.compile(r"^[A-Z0-9][A-Z0-9_/.-]{0,63}$")
 
 
 # --- submitting ---------------------------------------------------------------------------------------
@@ -161,18 +163,23 @@ def _check_order(session: Session, claim: SpendClaim, *, at: datetime) -> None:
         return _wait_or_reject(claim, "order not linked to a member", at)
     if order.member_id != claim.member_id:
         return _decide(claim, REJECTED, "belongs to another member", at)
-    if order.status in ("closed", "refunded"):
+    if order.status in UNDONE_STATUSES:
         return _decide(claim, REJECTED, f"order {order.status}", at)
     if order.status not in REWARDED_STATUSES:
         return _wait_or_reject(claim, "order not paid", at)
-    issue_key = order_issue_key(order.id)
-    hold_purchase(session, tenant_id=claim.tenant_id, issue_key=issue_key)
-    if earlier_reward(session, tenant_id=claim.tenant_id, issue_key=issue_key) is not None:
+    issue_keys = purchase_keys(order)  # a POS sale's receipt too: a photo of it may have been approved
+    hold_purchase(session, tenant_id=claim.tenant_id, issue_keys=issue_keys)
+    if earlier_reward(session, tenant_id=claim.tenant_id, issue_keys=issue_keys) is not None:
         return _decide(claim, REJECTED, "already rewarded", at)
+    same = SpendClaim.order_id == order.id
+    receipt = sale_receipt(order)
+    if receipt is not None:
+        store_id, number = receipt
+        same = or_(same, and_(SpendClaim.store_id == store_id, SpendClaim.receipt_no == number))
     decided = session.scalar(
         select(SpendClaim.id).where(
             SpendClaim.tenant_id == claim.tenant_id,
-            SpendClaim.order_id == order.id,
+            same,
             SpendClaim.status.in_((REWARDED, NO_REWARD)),
             SpendClaim.id != claim.id,
         )
@@ -187,7 +194,7 @@ def _check_order(session: Session, claim: SpendClaim, *, at: datetime) -> None:
                 tenant_id=claim.tenant_id,
                 member_id=claim.member_id,
                 amount_fen=order.paid_fen,
-                issue_key=issue_key,
+                issue_keys=issue_keys,
                 at=at,
             )
     except DatongError as exc:  # the band's template spent or switched off: the member is told why
@@ -249,17 +256,6 @@ def recheck_claims(
 # --- staff review of receipts -------------------------------------------------------------------------
 
 
-def normalize_receipt_no(value: str) -> str:
-    """A receipt number as kept: full-width characters folded, spaces dropped, upper case, so one
-    receipt typed two ways is still one receipt."""
-    folded = "".join(unicodedata.normalize("NFKC", value).split()).upper()
-    if not _RECEIPT_NO.match(folded):
-        raise ValidationFailed(
-            "a receipt number has 1 to 64 letters, digits, '-', '_', '/' or '.'", field="receipt_no"
-        )
-    return folded
-
-
 def approve_receipt(
     session: Session,
     *,
@@ -272,39 +268,64 @@ def approve_receipt(
     at: datetime,
 ) -> SpendClaim:
     """Staff read the receipt: its store, number and amount. Rewarded by band, once per store and
-    receipt number (a receipt rewarded already is a conflict, and the claim stays pending for a
-    correction or a rejection). A reward that cannot be issued is a conflict too, and changes nothing."""
+    receipt number: a receipt rewarded already is a conflict, and the claim stays pending for a
+    correction or a rejection. When datong has the POS sale with that number at that store, the
+    receipt is that sale: rewarded under the sale's key, and a conflict when the sale was rewarded
+    already, refunded or closed, or is another member's. A reward that cannot be issued is a conflict
+    too. A conflict changes nothing."""
     claim = _pending(session, tenant_id, claim_id)
     if claim.kind != BY_RECEIPT:
         raise Conflict("an order-number claim is checked by its rule, not approved", field="claim_id")
     number = normalize_receipt_no(receipt_no)
     if not 0 < amount_fen <= 100_000_000:
         raise ValidationFailed("the receipt's amount is 1 fen to 1,000,000 yuan", field="amount_fen")
-    issue_key = receipt_issue_key(store_id, number)
-    hold_purchase(session, tenant_id=tenant_id, issue_key=issue_key)
+    # The receipt's key is the purchase's lock whether or not the sale is here (``hold_purchase``), so
+    # a sale arriving from the till at this moment waits, and is then seen.
+    hold_purchase(session, tenant_id=tenant_id, issue_keys=[receipt_issue_key(store_id, number)])
+    sale = _sale_of_receipt(session, tenant_id, store_id, number, receipt_no)
+    issue_keys = purchase_keys(sale) if sale else (receipt_issue_key(store_id, number),)
+    if sale is not None and sale.status in UNDONE_STATUSES:
+        raise Conflict(f"the sale on this receipt was {sale.status}", field="receipt_no", order_id=sale.id)
+    if sale is not None and sale.member_id not in (None, claim.member_id):
+        raise Conflict("the sale on this receipt is another member's", field="receipt_no", order_id=sale.id)
+    same = and_(SpendClaim.store_id == store_id, SpendClaim.receipt_no == number)
     decided = session.scalar(
         select(SpendClaim.id).where(
             SpendClaim.tenant_id == tenant_id,
-            SpendClaim.store_id == store_id,
-            SpendClaim.receipt_no == number,
+            or_(same, SpendClaim.order_id == sale.id) if sale else same,
             SpendClaim.status.in_((REWARDED, NO_REWARD)),
         )
     )
-    if decided is not None or earlier_reward(session, tenant_id=tenant_id, issue_key=issue_key):
+    if decided is not None or earlier_reward(session, tenant_id=tenant_id, issue_keys=issue_keys):
         raise Conflict("this receipt was rewarded already", field="receipt_no", claim_id=decided)
     coupon, _created = reward_purchase(
         session,
         tenant_id=tenant_id,
         member_id=claim.member_id,
         amount_fen=amount_fen,
-        issue_key=issue_key,
+        issue_keys=issue_keys,
         at=at,
     )
     claim.store_id, claim.receipt_no, claim.amount_fen = store_id, number, amount_fen
+    claim.order_id = sale.id if sale else None
     claim.coupon_id = coupon.id if coupon else None
     _decide(claim, REWARDED if coupon else NO_REWARD, None if coupon else "under every band", at, actor)
     _audit(session, claim, actor, "spend_claim.approve")
     return claim
+
+
+def _sale_of_receipt(
+    session: Session, tenant_id: str, store_id: str, number: str, typed: str
+) -> Order | None:
+    """The POS sale a receipt is of: the till's order number at that store, as kept or as typed."""
+    return session.scalar(
+        select(Order).where(
+            Order.tenant_id == tenant_id,
+            Order.channel == POS,
+            Order.store_id == store_id,
+            Order.order_no.in_(sorted({number, typed.strip()})),
+        )
+    )
 
 
 def reject_claim(

@@ -63,8 +63,9 @@ def display_code(code: str) -> str:
 
 # --- the member page's short-lived code ----------------------------------------------------------------
 # A screenshot of a coupon's code must not work for long: the member page shows a QR code of
-# ``<code>.<window>.<mac>``, where the window is the minute it was made and the MAC binds both to the
-# brand's key. The POS may scan it for DYNAMIC_STEP_SECONDS, plus one step of clock difference.
+# ``<coupon id>.<window>.<mac>``, where the window is the minute it was made and the MAC binds both to the
+# brand's key. It names the coupon by its id, never by its printed code, which the POS would take for as
+# long as the coupon lives. The POS may scan it for DYNAMIC_STEP_SECONDS, plus one step of clock difference.
 DYNAMIC_STEP_SECONDS = 60
 DYNAMIC_PURPOSE = "coupon-dynamic"
 
@@ -79,22 +80,24 @@ def dynamic_signer(keyring: Keyring, tenant_id: str) -> Callable[[str], str]:
     return sign
 
 
-def dynamic_payload(code: str, *, at_epoch: float, sign: Callable[[str], str]) -> str:
-    """What the member page encodes in its QR code now. ``sign`` is the brand's keyed MAC (hex)."""
+def dynamic_payload(coupon_id: str, *, at_epoch: float, sign: Callable[[str], str]) -> str:
+    """What the member page encodes in its QR code now, for the coupon ``coupon_id`` (its id, not its
+    code). ``sign`` is the brand's keyed MAC (hex)."""
     window = int(at_epoch // DYNAMIC_STEP_SECONDS)
-    return f"{code}.{window}.{sign(f'{code}.{window}')[:16]}"
+    return f"{coupon_id}.{window}.{sign(f'{coupon_id}.{window}')[:16]}"
 
 
 def read_dynamic(payload: str, *, at_epoch: float, sign: Callable[[str], str]) -> str:
-    """The coupon code in a scanned dynamic payload, if it is genuine and fresh; raises :class:`BadCode`."""
+    """The coupon id in a scanned dynamic payload, if it is genuine and fresh; raises :class:`BadCode`."""
     parts = payload.strip().split(".")
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not parts[0] or not parts[1].isdigit():
         raise BadCode("not a coupon's dynamic code")
-    code, window_text, mac = parts
-    expected = sign(f"{code}.{window_text}")[:16]
-    if not hmac.compare_digest(mac, expected):
+    coupon_id, window_text, mac = parts
+    expected = sign(f"{coupon_id}.{window_text}")[:16]
+    # As bytes: a scanner may send anything, and comparing text refuses what is not ASCII.
+    if not hmac.compare_digest(mac.encode("utf-8"), expected.encode("utf-8")):
         raise BadCode("not a coupon's dynamic code")
     now = int(at_epoch // DYNAMIC_STEP_SECONDS)
     if not now - 1 <= int(window_text) <= now:
         raise BadCode("this dynamic code has expired: refresh the member page")
-    return normalize_code(code)
+    return coupon_id

@@ -31,6 +31,7 @@ from datong.coupons.codes import new_code
 from datong.coupons.draw_codes import mark_pass_code_used, unused_pass_code
 from datong.coupons.draw_queries import CLOSED, DRAFT, OPEN, draw_prizes, draw_seed, get_draw
 from datong.coupons.draw_schemas import DrawIn
+from datong.coupons.limits import unallocated
 from datong.coupons.models import Coupon, Draw, DrawEntry, DrawPassCode, DrawPrize
 from datong.coupons.service import get_template, issue_coupon
 from datong.loyalty.programs import get_program
@@ -71,14 +72,14 @@ def create_draw(session: Session, *, tenant_id: str, keyring: Keyring, actor: st
             raise ValidationFailed("only a coupon prize names a template", field=f"{where}.coupon_template")
         if prize.kind != "points" and prize.points is not None:
             raise ValidationFailed("only a points prize gives points", field=f"{where}.points")
-        if prize.kind == "coupon":
-            if prize.coupon_template is None:
-                raise ValidationFailed("a coupon prize names its template", field=f"{where}.coupon_template")
-            _check_coupon_prize(session, tenant_id, prize.coupon_template, prize.stock, where)
+        if prize.kind == "coupon" and prize.coupon_template is None:
+            raise ValidationFailed("a coupon prize names its template", field=f"{where}.coupon_template")
         if prize.kind == "points":
             if prize.points is None:
                 raise ValidationFailed("a points prize says how many points", field=f"{where}.points")
             _need_program(session, tenant_id, f"{where}.points")
+    coupons = [(f"prizes.{i}", p.coupon_template, p.stock) for i, p in enumerate(spec.prizes)]
+    _check_coupon_prizes(session, tenant_id, coupons, spec.closes_at)
     try:
         draws.check_prizes([draws.Prize(p.code, p.weight, p.stock) for p in spec.prizes])
     except ValueError as exc:
@@ -130,39 +131,63 @@ def _need_program(session: Session, tenant_id: str, where: str) -> None:
         ) from None
 
 
-def _check_coupon_prize(
-    session: Session, tenant_id: str, template_code: str, stock: int | None, where: str
+def _check_coupon_prizes(
+    session: Session,
+    tenant_id: str,
+    prizes: list[tuple[str, str | None, int | None]],
+    closes_at: datetime | None,
 ) -> None:
-    """A coupon prize's template exists, is on, and its budget holds the prize's whole stock: a coupon
-    that cannot be issued would refuse every entry that wins it (see ``enter_draw``)."""
-    try:
-        template = get_template(session, tenant_id=tenant_id, code=template_code)
-    except NotFound as exc:
-        raise ValidationFailed(exc.message, field=f"{where}.coupon_template") from None
-    if not template.active:
-        raise ValidationFailed(
-            f"coupon template {template_code!r} is switched off", field=f"{where}.coupon_template"
-        )
-    if template.total_quantity is not None:
-        left = template.total_quantity - template.issued_count
-        if stock is None or stock > left:
+    """Every coupon prize (where, template, stock) can be given until the draw closes: a coupon that
+    cannot be issued would refuse every entry that wins it (see ``enter_draw``), for good. Its template
+    exists and is on; it still issues at ``closes_at`` (a draw with no end needs a template with none);
+    and its budget holds the whole stock of every prize that names it, out of what the stores'
+    allocations leave free, since a prize is issued through no store."""
+    by_template: dict[str, list[tuple[str, int | None]]] = {}
+    for where, code, stock in prizes:
+        if code is not None:
+            by_template.setdefault(code, []).append((where, stock))
+    for code, uses in by_template.items():
+        first = uses[0][0]
+        try:
+            template = get_template(session, tenant_id=tenant_id, code=code)
+        except NotFound as exc:
+            raise ValidationFailed(exc.message, field=f"{first}.coupon_template") from None
+        if not template.active:
             raise ValidationFailed(
-                f"the template's budget has {left} coupons left: the prize's stock must be at most that",
-                field=f"{where}.stock",
+                f"coupon template {code!r} is switched off", field=f"{first}.coupon_template"
             )
+        ends_at = None if template.valid_days is not None else template.valid_until
+        if ends_at is not None and (closes_at is None or ends_at < closes_at):
+            raise ValidationFailed(
+                f"coupon template {code!r} issues until {ends_at.isoformat()}: the draw must close by then",
+                field=f"{first}.coupon_template",
+            )
+        if template.total_quantity is None:
+            continue
+        held = int(session.scalar(select(unallocated(template))) or 0)
+        left = max(template.total_quantity - template.issued_count - held, 0)
+        spoken_for = 0
+        for index, (where, stock) in enumerate(uses):
+            spoken_for += stock if stock is not None else left + 1
+            if spoken_for <= left:
+                continue
+            message = f"the template's budget has {left} coupons left"
+            message += f" ({held} more are allocated to stores)" if held else ""
+            if index == 0:
+                message += ": the prize's stock must be at most that"
+            else:
+                message += f": the prizes of {code!r} share it, and together their stocks are more"
+            raise ValidationFailed(message, field=f"{where}.stock")
 
 
 def open_draw(session: Session, *, tenant_id: str, code: str, actor: str, at: datetime | None = None) -> Draw:
-    """Draft → open. The commitment was fixed when the draw was made; coupon prizes are checked again,
-    since their templates may have changed since."""
+    """Draft → open. The commitment was fixed when the draw was made; coupon prizes are checked again
+    (their stock still in hand), since their templates may have changed since."""
     draw = get_draw(session, tenant_id=tenant_id, code=code, lock=True)
     if draw.status != DRAFT:
         raise Conflict(f"draw {code!r} is {draw.status}: only a draft opens", field="status")
-    for prize in draw_prizes(session, draw):
-        if prize.kind == "coupon" and prize.coupon_template:
-            _check_coupon_prize(
-                session, tenant_id, prize.coupon_template, prize.remaining, f"prizes.{prize.position}"
-            )
+    coupons = [(f"prizes.{p.position}", p.coupon_template, p.remaining) for p in draw_prizes(session, draw)]
+    _check_coupon_prizes(session, tenant_id, coupons, draw.closes_at)
     draw.status, draw.opened_at = OPEN, at or utcnow()
     session.flush()
     audit(

@@ -2,7 +2,8 @@
 (docs/coupon-orders.md). An imported order's codes are redeemed once per (coupon, order), on a basket of
 its lines, on its channel, at its paid time; a code that cannot be is refused with every reason, never
 dropped, and never stops the batch. A full refund reverses every redemption on the order; a partial one
-only those the kept part of the order no longer qualifies for.
+only those the kept part of the order no longer qualifies for. An order closed or refunded in full also
+loses its unused spend reward (``spend_rewards.void_order_reward``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
@@ -30,7 +31,8 @@ from datong.coupons.service import (
     validate_coupon,
     with_store_scope,
 )
-from datong.members.models import Member
+from datong.coupons.spend_rewards import undone_rewarded_orders, void_order_reward
+from datong.members.models import Member, SourceRecord
 from datong.orders.models import PENDING, REDEEMED, REFUSED, Order, OrderCoupon, OrderLine, OrderRefund
 from datong.orders.service import refunded_fen, retry_refused_coupon_codes
 
@@ -46,6 +48,7 @@ class OrderCouponCounts:
     refused: int = 0
     waiting: int = 0
     reversed: int = 0
+    voided: int = 0  # spend rewards taken back from closed or refunded orders
     retried: int = 0
     last_id: str | None = None
 
@@ -198,12 +201,15 @@ def _redeem_code(
     return True
 
 
-def _blocked(order: Order) -> tuple[str, Reason] | None:
+def _blocked(session: Session, order: Order) -> tuple[str, Reason] | None:
     """Why an order's codes cannot be redeemed now: (status the codes take, reason), or None."""
     if order.member_id is None:
-        return REFUSED, Reason(
-            "no_member", "the order has no member (its buyer was erased or never resolved)"
-        )
+        # Erasing a member unlinks its orders and erases their source records: that is for good.
+        # Otherwise unification (or the next export) may yet link the order, and the codes wait.
+        record = session.get(SourceRecord, order.source_record_id) if order.source_record_id else None
+        if record is not None and record.status == "erased":
+            return REFUSED, Reason("no_member", "the order's buyer was erased")
+        return PENDING, Reason("no_member", "not linked to a member")
     if order.status in REFUNDED and order.paid_at is None:
         return REFUSED, Reason("unpaid", "the order was closed before it was paid: the coupon was not used")
     if order.status not in PAID + REFUNDED:
@@ -254,7 +260,7 @@ def redeem_order_coupons(
             .order_by(OrderCoupon.created_at, OrderCoupon.id)
             .execution_options(populate_existing=True)
         ).all()
-        blocked = _blocked(order)
+        blocked = _blocked(session, order)
         paid_at = order.paid_at or order.ordered_at
         for row in rows:
             if blocked is not None:
@@ -359,27 +365,27 @@ def reverse_refunded_orders(
     limit: int = 200,
     at: datetime | None = None,
 ) -> OrderCouponCounts:
-    """One batch: imported orders a later export shows closed or refunded whose coupon codes were
-    redeemed and not yet reversed, in id order after ``after_id``: their redemptions are reversed."""
+    """One batch: imported orders a later export shows closed or refunded, in id order after
+    ``after_id``, whose coupon codes were redeemed and not yet reversed (their redemptions are
+    reversed), or whose spend reward is still unused (it is voided)."""
     counts = OrderCouponCounts()
-    orders = list(
-        session.scalars(
-            select(Order)
-            .join(OrderCoupon, OrderCoupon.order_id == Order.id)
-            .join(CouponRedemption, CouponRedemption.id == OrderCoupon.redemption_id)
-            .where(
-                OrderCoupon.tenant_id == tenant_id,
-                OrderCoupon.status == REDEEMED,
-                CouponRedemption.reversed_at.is_(None),
-                Order.status.in_(REFUNDED),
-                Order.id > after_id,
-            )
-            .distinct()
-            .order_by(Order.id)
-            .limit(limit)
+    redeemed = (
+        select(Order.id)
+        .join(OrderCoupon, OrderCoupon.order_id == Order.id)
+        .join(CouponRedemption, CouponRedemption.id == OrderCoupon.redemption_id)
+        .where(
+            OrderCoupon.tenant_id == tenant_id,
+            OrderCoupon.status == REDEEMED,
+            CouponRedemption.reversed_at.is_(None),
+            Order.status.in_(REFUNDED),
+            Order.id > after_id,
         )
     )
-    for order in orders:
+    found = union(redeemed, undone_rewarded_orders(tenant_id, after_id)).subquery()
+    order_ids = list(session.scalars(select(found.c.id).order_by(found.c.id).limit(limit)))
+    for order_id in order_ids:
+        order = session.get(Order, order_id)
+        assert order is not None
         open_ids = set(
             session.scalars(
                 select(CouponRedemption.id).where(
@@ -392,7 +398,8 @@ def reverse_refunded_orders(
         )
         after = reverse_order_coupons(session, tenant_id=tenant_id, order=order, actor=actor, at=at)
         counts.reversed += sum(1 for c in after if c.reversed and c.redemption_id in open_ids)
-    counts.last_id = orders[-1].id if orders else None
+        counts.voided += void_order_reward(session, order=order, actor=actor)[1]
+    counts.last_id = order_ids[-1] if order_ids else None
     return counts
 
 
@@ -408,8 +415,9 @@ def run_order_coupons(
     at: datetime | None = None,
     on_batch: Callable[[OrderCouponCounts], None] | None = None,
 ) -> OrderCouponCounts:
-    """Redeem the codes of imported orders, then reverse those of orders since closed or refunded; one
-    transaction a batch, so a run that stops keeps what it finished and the next picks up the rest."""
+    """Redeem the codes of imported orders, then reverse those of orders since closed or refunded (and
+    void their unused spend rewards); one transaction a batch, so a run that stops keeps what it
+    finished and the next picks up the rest."""
     totals = OrderCouponCounts()
     if retry_refused:
         with db.unit_of_work() as s:

@@ -58,8 +58,9 @@ def redeem_cmd(
         console.print(f"{totals.retried} refused codes looked at again")
     console.print(
         f"{totals.redeemed} coupons redeemed on imported orders, {totals.refused} refused, "
-        f"{totals.waiting} waiting for their order to be paid; "
-        f"{totals.reversed} redemptions reversed on closed or refunded orders"
+        f"{totals.waiting} waiting (order not paid, or not linked to a member yet); "
+        f"{totals.reversed} redemptions reversed and {totals.voided} unused spend rewards voided "
+        "on closed or refunded orders"
     )
     if totals.refused or totals.waiting:
         console.print("the codes not redeemed, with why: datong coupon-orders problems --csv FILE")

@@ -69,7 +69,7 @@ class CouponLineIn(_Strict):
     unit_price_fen: int = Field(ge=0)
 
 
-# A printed code, or the member page's dynamic code (``code.window.mac``).
+# A printed code, or the member page's dynamic code (``<coupon id>.<window>.<mac>``).
 CouponCode = Annotated[str, Field(min_length=1, max_length=64)]
 
 

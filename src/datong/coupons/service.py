@@ -302,19 +302,21 @@ def find_coupon(
     sign: Callable[[str], str] | None = None,
     at: datetime | None = None,
 ) -> Coupon:
-    """The coupon a printed code names, or a dynamic code from the member page (``code.window.mac``),
-    read with the brand's ``sign`` (``codes.dynamic_signer``) as of ``at``. A mistyped, forged or
-    expired code is refused naming ``code``."""
+    """The coupon a printed code names, or a dynamic code from the member page (``id.window.mac``: the
+    coupon's id, never its code), read with the brand's ``sign`` (``codes.dynamic_signer``) as of ``at``.
+    A mistyped, forged or expired code is refused naming ``code``."""
     try:
         if "." in code:
             if sign is None:
                 raise BadCode("a dynamic code is not accepted here: type the coupon's printed code")
-            normalized = read_dynamic(code, at_epoch=(at or utcnow()).timestamp(), sign=sign)
+            coupon_id = read_dynamic(code, at_epoch=(at or utcnow()).timestamp(), sign=sign)
+            found = select(Coupon).where(Coupon.tenant_id == tenant_id, Coupon.id == coupon_id)
         else:
             normalized = normalize_code(code)
+            found = select(Coupon).where(Coupon.tenant_id == tenant_id, Coupon.code == normalized)
     except BadCode as exc:
         raise ValidationFailed(str(exc), field="code") from None
-    coupon = session.scalar(select(Coupon).where(Coupon.tenant_id == tenant_id, Coupon.code == normalized))
+    coupon = session.scalar(found)
     if coupon is None:
         raise NotFound("no such coupon", field="code")
     return coupon

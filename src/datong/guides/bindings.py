@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from datong.core.db import is_sqlite
 from datong.core.errors import Conflict, ValidationFailed
 from datong.core.ids import new_id
 from datong.guides import rules
@@ -18,6 +19,23 @@ from datong.members.models import Member
 from datong.members.service import get_active_member
 from datong.org.models import Guide
 from datong.tenancy.service import audit
+
+
+def lock_member(session: Session, *, tenant_id: str, member_id: str) -> Member:
+    """The active member, read afresh and held until the transaction ends, before their binding is read:
+    two scans (or a scan and an assignment) for one member then decide one after the other, the second
+    seeing what the first did. On PostgreSQL ``SELECT ... FOR NO KEY UPDATE`` (the lock an ``UPDATE`` of
+    the row takes: it keeps out others deciding a binding, not writers of rows that merely point at the
+    member, such as an order or a touch); SQLite's writers already take turns (BEGIN IMMEDIATE)."""
+    if not is_sqlite(session):
+        # Fetched, not only run: populate_existing refreshes a member this session read before the lock.
+        session.scalars(
+            select(Member)
+            .where(Member.tenant_id == tenant_id, Member.id == member_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+    return get_active_member(session, tenant_id=tenant_id, member_id=member_id)
 
 
 def current_binding(session: Session, member: Member) -> rules.Binding:
@@ -73,7 +91,7 @@ def assign_guide(
 ) -> BindingChange:
     """HQ makes ``guide_id`` the member's exclusive guide, whatever the policy; a binding touch is
     recorded, so the assignment starts an attribution window like a scan does."""
-    member = get_active_member(session, tenant_id=tenant_id, member_id=member_id)
+    member = lock_member(session, tenant_id=tenant_id, member_id=member_id)
     guide = get_guide(session, tenant_id=tenant_id, guide_id=guide_id)
     if not guide.active:
         raise Conflict("this guide has left", field="guide_id")
@@ -124,13 +142,18 @@ def hand_over_members(
         assert to_store_id is not None
         get_store(session, tenant_id=tenant_id, store_id=to_store_id)
     policy = guide_policy(session, tenant_id=tenant_id)
-    members = list(
-        session.scalars(
-            select(Member)
-            .where(Member.tenant_id == tenant_id, Member.guide_id == leaving.id)
-            .order_by(Member.id)
-        )
+    # Each member is held (PostgreSQL; SQLite's writers take turns), as a scan or an assignment holds
+    # them, so none is moved from under a binding being decided; one rebound meanwhile is no longer
+    # the leaving guide's and is left alone.
+    query = (
+        select(Member)
+        .where(Member.tenant_id == tenant_id, Member.guide_id == leaving.id)
+        .order_by(Member.id)
+        .execution_options(populate_existing=True)
     )
+    if not is_sqlite(session):
+        query = query.with_for_update(key_share=True)
+    members = list(session.scalars(query))
     for member in members:
         if heir is not None:
             bind(session, member, heir, reason="handover", at=at, actor=actor, policy=policy)

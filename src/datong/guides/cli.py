@@ -213,3 +213,64 @@ def hand_over_cmd(
             to_store_id=pool.id if pool else None,
         )
     console.print(f"{guide_code} has left; {moved} members moved to {to_guide or f'the pool of {to_store}'}")
+
+
+@guides_app.command("split")
+def split_cmd(
+    channel: str,
+    order_no: str,
+    transaction_id: Annotated[str, typer.Option(help="WeChat Pay's id of the order's payment")],
+    tenant: TenantOpt = None,
+) -> None:
+    """Ask WeChat Pay to split a completed order's payment under the brand's profit_sharing plan
+    (sent by `datong outbox deliver`)."""
+    from datong.guides.splits import request_profit_sharing
+    from datong.orders.service import get_order
+
+    rt, tid = brand_context(tenant)
+    with rt.db.unit_of_work() as s:
+        order = get_order(s, tenant_id=tid, channel=channel, order_no=order_no)
+        shares = request_profit_sharing(
+            s, tenant_id=tid, order_id=order.id, transaction_id=transaction_id, actor=ACTOR
+        )
+        lines = [(p.out_order_no, r["party"], r["amount_fen"]) for p in shares for r in p.receivers]
+    if not lines:
+        console.print("无需分账：只有总部收款")
+    for out_order_no, party, fen in lines:
+        console.print(f"{out_order_no}  {party}  {_yuan(fen)} 元")
+
+
+@guides_app.command("split-resend")
+def split_resend_cmd(profit_share_id: str, tenant: TenantOpt = None) -> None:
+    """Send a failed profit-sharing request again (the same out_order_no: never paid twice)."""
+    from datong.guides.splits import resend_profit_share
+
+    rt, tid = brand_context(tenant)
+    with rt.db.unit_of_work() as s:
+        share = resend_profit_share(s, tenant_id=tid, profit_share_id=profit_share_id, actor=ACTOR)
+        console.print(f"{share.out_order_no}: 已重新排队")
+
+
+@guides_app.command("split-return")
+def split_return_cmd(
+    profit_share_id: str,
+    mchid: Annotated[str, typer.Option(help="the merchant receiver to take money back from")],
+    amount_fen: Annotated[int, typer.Option(help="how much, in fen")],
+    reason: Annotated[str, typer.Option(help="shown to the receiver, at most 80 characters")],
+    tenant: TenantOpt = None,
+) -> None:
+    """Take money back (回退) from a merchant receiver of a finished split, e.g. after a refund."""
+    from datong.guides.splits import request_return
+
+    rt, tid = brand_context(tenant)
+    with rt.db.unit_of_work() as s:
+        back = request_return(
+            s,
+            tenant_id=tid,
+            profit_share_id=profit_share_id,
+            return_mchid=mchid,
+            amount_fen=amount_fen,
+            reason=reason,
+            actor=ACTOR,
+        )
+        console.print(f"{back.out_return_no}: 回退 {_yuan(amount_fen)} 元已排队")

@@ -38,6 +38,7 @@ from datong.tenancy.service import audit
 
 LEDGER_CODE = "commission"
 EARN, CLAWBACK, ADJUST = "commission", "commission_clawback", "commission_adjust"
+PAYOUT = "commission_payout"
 FULLY_REFUNDED = ("closed", "refunded")
 
 
@@ -267,3 +268,48 @@ def owed_on_order(session: Session, *, tenant_id: str, order_id: str) -> int:
     """The commission an order still carries: posted, less what refunds took back."""
     sums = _order_sums(session, commission_ledger(session, tenant_id=tenant_id), order_id)
     return sums.get(EARN, 0) - sums.get(CLAWBACK, 0)
+
+
+def record_payout(
+    session: Session,
+    *,
+    tenant_id: str,
+    guide_id: str,
+    order_id: str,
+    amount_fen: int,
+    reference: str,
+    actor: str,
+    at: datetime | None = None,
+) -> Transfer:
+    """Commission paid to the guide outside the statement (WeChat Pay profit sharing): it is no longer
+    due. Once per ``reference`` (e.g. the split's id and the guide's line)."""
+    ledger = commission_ledger(session, tenant_id=tenant_id)
+    guide_account = _guide_account(session, ledger, guide_id)
+    earlier = session.scalar(
+        select(Transfer).where(
+            Transfer.tenant_id == tenant_id,
+            Transfer.ledger_id == ledger.id,
+            Transfer.code == PAYOUT,
+            Transfer.external_ref == reference,
+        )
+    )
+    if earlier is not None:
+        return earlier
+    paid = ensure_account(
+        session, tenant_id=tenant_id, ledger_id=ledger.id, kind="commission_paid", holder="wechatpay"
+    )
+    transfer = create_transfer(
+        session,
+        tenant_id=tenant_id,
+        ledger_id=ledger.id,
+        debit_account_id=guide_account,
+        credit_account_id=paid,
+        amount=amount_fen,
+        code=PAYOUT,
+        operation_id=new_id("op"),
+        actor=actor,
+        refs=Refs(order_id=order_id, guide_id=guide_id, external_ref=reference),
+        at=at or utcnow(),
+    )
+    session.flush()
+    return transfer

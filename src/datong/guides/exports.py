@@ -19,9 +19,24 @@ from decimal import Decimal
 from datong.core.clock import CHINA_TZ
 from datong.guides.queries import StatementLine, StatementRow
 
-SUMMARY_HEADER = ("导购编号", "导购", "门店", "订单数", "佣金(元)", "退款扣回(元)", "调整(元)", "应付(元)")
+SUMMARY_HEADER = (
+    "导购编号",
+    "导购",
+    "门店",
+    "订单数",
+    "佣金(元)",
+    "退款扣回(元)",
+    "调整(元)",
+    "已分账支付(元)",
+    "应付(元)",
+)
 LINES_HEADER = ("导购编号", "导购", "时间", "类型", "金额(元)", "渠道", "订单号", "原因", "流水号")
-KIND_NAMES = {"commission": "佣金", "commission_clawback": "退款扣回", "commission_adjust": "调整"}
+KIND_NAMES = {
+    "commission": "佣金",
+    "commission_clawback": "退款扣回",
+    "commission_adjust": "调整",
+    "commission_payout": "分账支付",
+}
 TOTAL = "合计"
 PARTS = ("summary", "lines")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -46,6 +61,7 @@ def summary_table(rows: Sequence[StatementRow]) -> list[list[Cell]]:
                 yuan(r.earned_fen),
                 yuan(r.clawed_back_fen),
                 yuan(r.adjusted_fen),
+                yuan(r.paid_out_fen),
                 yuan(r.net_fen),
             ]
         )
@@ -58,6 +74,7 @@ def summary_table(rows: Sequence[StatementRow]) -> list[list[Cell]]:
             yuan(sum(r.earned_fen for r in rows)),
             yuan(sum(r.clawed_back_fen for r in rows)),
             yuan(sum(r.adjusted_fen for r in rows)),
+            yuan(sum(r.paid_out_fen for r in rows)),
             yuan(sum(r.net_fen for r in rows)),
         ]
     )

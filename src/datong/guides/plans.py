@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 from datong.core.errors import NotFound, ValidationFailed
 from datong.guides.commission_rules import parse_plan
 from datong.guides.rules import parse_policy
+from datong.guides.split_rules import parse_split_plan
 from datong.tenancy.models import Tenant
 from datong.tenancy.service import audit
 
 POLICY_FIELDS = frozenset({"binding", "protection_days", "window_days", "landing_url"})
-SECTIONS = ("guides", "commission")
+SECTIONS = ("guides", "commission", "profit_sharing")
 
 
 def check_landing_url(value: Any, *, field: str = "guides.landing_url") -> str:
@@ -38,13 +39,15 @@ def load_plan(session: Session, *, tenant_id: str, data: Any, actor: str) -> lis
     """Put the file's ``guides`` policy and ``commission`` plan into the brand's settings, each section
     replacing the one before; a section the file leaves out is kept. Returns the sections loaded."""
     if not isinstance(data, Mapping):
-        raise ValidationFailed("the file is a JSON object with guides and/or commission", field="file")
+        raise ValidationFailed(
+            "the file is a JSON object with guides, commission and/or profit_sharing", field="file"
+        )
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise ValidationFailed(f"unknown section {unknown[0]!r}", field=unknown[0])
     loaded = [name for name in SECTIONS if name in data]
     if not loaded:
-        raise ValidationFailed("the file has neither a guides nor a commission section", field="file")
+        raise ValidationFailed("the file has no guides, commission or profit_sharing section", field="file")
     for name in loaded:
         if not isinstance(data[name], Mapping):
             raise ValidationFailed(f"{name} is an object", field=name)
@@ -58,6 +61,8 @@ def load_plan(session: Session, *, tenant_id: str, data: Any, actor: str) -> lis
             check_landing_url(guides["landing_url"])
     if "commission" in data:
         parse_plan(data["commission"])
+    if "profit_sharing" in data:
+        parse_split_plan(data["profit_sharing"])
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound(f"no brand {tenant_id}", field="tenant_id")

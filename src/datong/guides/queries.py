@@ -111,16 +111,19 @@ class StatementRow:
     clawed_back_fen: int = 0
     adjusted_fen: int = 0
     orders: int = 0
+    paid_out_fen: int = 0  # paid to the guide through WeChat Pay profit sharing: no longer due
 
     @property
     def net_fen(self) -> int:
-        return self.earned_fen - self.clawed_back_fen + self.adjusted_fen
+        """What is still due to the guide for the month."""
+        return self.earned_fen - self.clawed_back_fen + self.adjusted_fen - self.paid_out_fen
 
 
 def commission_statement(
     session: Session, *, tenant_id: str, period: str, guide_ids: Iterable[str] | None = None
 ) -> tuple[list[StatementRow], list[StatementLine]]:
-    """Each guide's commission for a month (China time): earned, taken back, adjusted, net, and every
+    """Each guide's commission for a month (China time): earned, taken back, adjusted, paid out through
+    profit sharing, what is still due, and every
     transfer behind the figures. A refund in a later month is taken back in that month."""
     start, end = _period(period)
     query = (
@@ -151,6 +154,8 @@ def commission_statement(
             row.orders += 1
         elif transfer.code == "commission_clawback":
             row.clawed_back_fen += transfer.amount
+        elif transfer.code == "commission_payout":
+            row.paid_out_fen += transfer.amount
         else:
             row.adjusted_fen += signed
         lines.append(

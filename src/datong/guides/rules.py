@@ -5,7 +5,8 @@ member to the scanning guide under the brand's policy, and which touch an online
 
 - ``first_protected`` (the default): the first guide keeps the member for ``protection_days`` (90 by
   default) after binding; a scan of another guide's code binds the member to that guide only when the
-  member has no guide, the protection has run out, or the current guide has left.
+  member has no guide, the protection has run out (a binding made under another policy has none), or
+  the current guide has left.
 - ``last_scan``: the most recent scan of a guide's code wins.
 - ``hq_assigns``: scans never bind; HQ assigns members to guides.
 
@@ -86,12 +87,16 @@ class Binding:
 
 
 def scan_binds(policy: Policy, current: Binding, scanning_guide_id: str, at: datetime) -> bool:
-    """Whether a scan of ``scanning_guide_id``'s code at ``at`` makes them the member's exclusive guide."""
+    """Whether a scan of ``scanning_guide_id``'s code at ``at`` makes them the member's exclusive guide.
+
+    Under ``first_protected`` a binding with no ``protected_until`` is not protected: it was made under
+    another policy (``last_scan``, ``hq_assigns``) or by hand, and no protection was ever promised for it.
+    """
     if policy.binding == "hq_assigns" or current.guide_id == scanning_guide_id:
         return False
     if policy.binding == "last_scan" or current.guide_id is None or not current.guide_active:
         return True
-    return current.protected_until is not None and current.protected_until <= at
+    return current.protected_until is None or current.protected_until <= at
 
 
 def protection_end(policy: Policy, at: datetime) -> datetime | None:

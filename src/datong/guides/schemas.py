@@ -22,7 +22,7 @@ class QrCodeIn(_Strict):
     name: str = Field(min_length=1, max_length=200)
     # A guide's card: the guide (a guide calling makes its own card and may leave this out).
     guide_code: str | None = OptionalCode
-    # A store's code; a campaign or event code may name the store it is for.
+    # A store's code, and the store a campaign or event code is for (its scans are that store's touches).
     store_code: str | None = OptionalCode
     campaign_code: str | None = OptionalCode
     window_days: int | None = Field(default=None, ge=1, le=365)  # the campaign's own attribution window

@@ -21,14 +21,13 @@ from datong.core.ids import new_id
 from datong.coupons.codes import ALPHABET
 from datong.guides import rules
 from datong.guides.bindings import assign_guide as assign_guide
-from datong.guides.bindings import bind, current_binding
+from datong.guides.bindings import bind, current_binding, lock_member
 from datong.guides.bindings import hand_over_members as hand_over_members
 from datong.guides.models import Attribution, BindingChange, QrCode, Touch
 from datong.guides.queries import get_guide, get_store, guide_policy
 from datong.guides.queries import guide_at_store as guide_at_store
 from datong.guides.touches import record_touch as record_touch
 from datong.members.models import Member
-from datong.members.service import get_active_member
 from datong.orders.models import Order
 from datong.tenancy.service import audit
 
@@ -70,6 +69,9 @@ def create_qr_code(
         get_store(session, tenant_id=tenant_id, store_id=store_id)
     if kind in ("campaign", "event") and not campaign_code:
         raise ValidationFailed("a campaign or event code names the campaign", field="campaign_code")
+    if kind in ("campaign", "event") and store_id is None:
+        # Its scans are touches, and a touch names a guide or a store: without a store each would be refused.
+        raise ValidationFailed("a campaign or event code names the store it is for", field="store_id")
     if window_days is not None and not 1 <= window_days <= rules.MAX_WINDOW_DAYS:
         raise ValidationFailed(f"window_days is 1 to {rules.MAX_WINDOW_DAYS}", field="window_days")
     if scene is None:
@@ -130,27 +132,31 @@ def record_scan(
     actor: str = "wechat",
 ) -> Scan:
     """A member scanned a code (``kind`` scan, or subscribe when the scan made them a follower): a touch,
-    and, for a guide's code, the binding the brand's policy gives."""
-    member = get_active_member(session, tenant_id=tenant_id, member_id=member_id)
+    and, for a guide's code, the binding the brand's policy gives. A code of a guide who has left is a
+    touch of the code's store alone: a departed guide is credited with nothing new and binds no one."""
+    # Held before anything is read, so two scans for one member decide their binding one after the other.
+    member = lock_member(session, tenant_id=tenant_id, member_id=member_id)
     code = find_qr_code(session, tenant_id=tenant_id, scene=scene)
-    session.execute(update(QrCode).where(QrCode.id == code.id).values(scans=QrCode.scans + 1))
+    scanning = get_guide(session, tenant_id=tenant_id, guide_id=code.guide_id) if code.guide_id else None
+    if scanning is not None and not scanning.active:
+        scanning = None
     touch = record_touch(
         session,
         tenant_id=tenant_id,
         member_id=member.id,
         kind=kind,
         at=at,
-        guide_id=code.guide_id,
+        guide_id=scanning.id if scanning is not None else None,
         store_id=code.store_id,
         campaign_code=code.campaign_code,
         window_days=code.window_days,
         qr_code_id=code.id,
         source_ref=source_ref,
     )
-    if code.guide_id is None or not code.active:
-        return Scan(touch, None)
-    scanning = get_guide(session, tenant_id=tenant_id, guide_id=code.guide_id)
-    if not scanning.active:
+    # Counted once the touch is in: a refused scan (the caller may carry on, as the WeChat callback does)
+    # leaves the count as it was.
+    session.execute(update(QrCode).where(QrCode.id == code.id).values(scans=QrCode.scans + 1))
+    if scanning is None or not code.active:
         return Scan(touch, None)
     policy = guide_policy(session, tenant_id=tenant_id)
     if not rules.scan_binds(policy, current_binding(session, member), scanning.id, at):

@@ -17,7 +17,7 @@ from datong.members.models import Member
 from datong.orders.models import Order
 from datong.org.models import Guide
 
-FIGURES = ("orders", "earned_fen", "clawed_back_fen", "adjusted_fen", "net_fen")
+FIGURES = ("orders", "earned_fen", "clawed_back_fen", "adjusted_fen", "paid_out_fen", "net_fen")
 Names = dict[str, tuple[str, str]]  # id → (code, name)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
@@ -83,9 +83,16 @@ def pause_after(attempts: int) -> timedelta:
 
 
 def deliver_due(
-    db: Database, senders: Mapping[str, Sender], *, now: datetime | None = None, limit: int = 100
+    db: Database,
+    senders: Mapping[str, Sender],
+    *,
+    now: datetime | None = None,
+    limit: int = 100,
+    tenant_id: str | None = None,
 ) -> dict[str, int]:
-    """Send every pending message that is due and has a sender; returns counts by outcome."""
+    """Send every pending message that is due and has a sender; returns counts by outcome. Senders
+    built from one brand's accounts are given that brand's ``tenant_id``, so they never see another
+    brand's messages."""
     now = now or utcnow()
     counts = {"done": 0, "sent": 0, "retry": 0, "failed": 0}
     with db.reading() as s:
@@ -96,6 +103,7 @@ def deliver_due(
                     OutboxMessage.status == PENDING,
                     OutboxMessage.next_attempt_at <= now,
                     OutboxMessage.kind.in_(sorted(senders)),
+                    OutboxMessage.tenant_id == tenant_id if tenant_id is not None else true(),
                 )
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
                 .limit(limit)

@@ -452,7 +452,8 @@ def forget_identity(
 ) -> str | None:
     """Forget one account of a member, keeping the member and their other channels: the identity, and
     the source records that came through that account (``source``) are erased. WeChat asks this of an
-    account when a user unfollows. Returns the member it belonged to, if any."""
+    account when a user unfollows. Returns the member it belonged to, if any. (The caller refreshes the
+    golden record if it wants the erased records' contributions gone from it.)"""
     identity = session.scalar(
         select(Identity).where(
             Identity.tenant_id == tenant_id,
@@ -465,15 +466,23 @@ def forget_identity(
         return None
     member_id = identity.member_id
     session.execute(delete(Identity).where(Identity.id == identity.id))
-    session.execute(
-        update(SourceRecord)
-        .where(
-            SourceRecord.tenant_id == tenant_id,
-            SourceRecord.member_id == member_id,
-            SourceRecord.source == source,
+    # The records that came through the account: from its source, or carrying its key (a fan import).
+    key = f"{kind}|{namespace}|{lookup}"
+    erased = [
+        record.id
+        for record in session.scalars(
+            select(SourceRecord).where(
+                SourceRecord.tenant_id == tenant_id, SourceRecord.member_id == member_id
+            )
         )
-        .values(raw_enc=b"", pii_enc=None, person={}, keys=[], evidence={}, status="erased")
-    )
+        if record.source == source or key in (record.keys or [])
+    ]
+    if erased:
+        session.execute(
+            update(SourceRecord)
+            .where(SourceRecord.id.in_(erased))
+            .values(raw_enc=b"", pii_enc=None, person={}, keys=[], evidence={}, status="erased")
+        )
     audit(
         session,
         tenant_id=tenant_id,

@@ -1,6 +1,7 @@
 """A coupon's code as pictures for the member page, the console and print: a QR code (SVG, PNG), a
 Code 128 barcode (SVG), and the member page's short-lived code (``/dynamic``), which a screenshot cannot
-keep using: it changes every minute and the POS accepts it for two (``coupons/codes.py``).
+keep using: it names the coupon by its id (not its printed code), changes every minute, and the POS
+accepts it for two (``coupons/codes.py``).
 
 Under ``/api/v1/coupons/codes/{coupon_id}``, which no route of ``/api/v1/coupons`` can mean. A coupon
 of a member the caller may not see answers as one that does not exist. The pictures are of the code
@@ -64,7 +65,8 @@ def dynamic(
         )
     if coupon.valid_until is not None and coupon.valid_until <= at:
         raise Conflict("this coupon has expired: it has no dynamic code", field="coupon_id", status="expired")
-    code = images.dynamic_code(coupon.code, sign=dynamic_signer(rt.keyring, p.tenant_id), at=at)
+    # The payload names the coupon by its id: a code read off a screenshot must not outlive its minutes.
+    code = images.dynamic_code(coupon.id, sign=dynamic_signer(rt.keyring, p.tenant_id), at=at)
     # Never served again from a cache: it is a key to the coupon for two minutes.
     response.headers["Cache-Control"] = "no-store"
     return {

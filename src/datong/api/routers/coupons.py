@@ -45,6 +45,9 @@ from datong.tenancy.service import audit
 
 router = APIRouter(prefix="/api/v1/coupons", tags=["coupons"])
 IdempotencyKey = Annotated[str | None, Header()]
+# A member list of a few million rows fits; a file past this is a mistake, or an attack on the disk.
+MAX_BATCH_FILE_BYTES = 50 * 1024 * 1024
+_TOO_BIG = f"a member list file is at most {MAX_BATCH_FILE_BYTES // (1024 * 1024)} MB"
 
 
 @router.post("/templates", status_code=201)
@@ -91,23 +94,22 @@ def issue(
     body: IssueIn, s: SessionDep, p: PrincipalDep, idempotency_key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """Give a member a coupon of a template, through a store (``store_code``; a caller bound to a store:
-    its own) and a guide if named. The same ``issue_key`` gives the same coupon (``created`` is then
-    false) and spends nothing more. A spent budget, day's limit, store allocation or member's limit is a
-    409 naming the field."""
+    its own) and a guide if named (through the guide's store when no store is named). A caller bound to
+    several stores (an agent manager) names one of them, or a guide of one: an issue through no store
+    would bypass the allocations of its stores (422, ``store_code``). The same ``issue_key`` gives the
+    same coupon (``created`` is then false) and spends nothing more. A spent budget, day's limit, store
+    allocation or member's limit is a 409 naming the field."""
     require(p, rules.COUPONS_WRITE)
 
     def act() -> tuple[int, dict[str, Any]]:
         member = get_member_for(s, p, body.member_id)
         store = store_to_act_at(s, p, body.store_code)
-        guide_id = None
-        if body.guide_code is not None:
-            guide_id = queries.id_by_code(
-                s, Guide, tenant_id=p.tenant_id, code=body.guide_code, field="guide_code"
+        guide_id = _guide_to_issue_by(s, p, body.guide_code)
+        if store is None and guide_id is None and p.store_scope is not None:
+            raise ValidationFailed(
+                "a caller bound to stores issues through one of them: name store_code (or a guide)",
+                field="store_code",
             )
-            guide = s.get(Guide, guide_id)
-            # A guide of a store the caller may not act at: as if there were none.
-            if guide is None or (p.store_scope is not None and guide.store_id not in p.store_scope):
-                raise NotFound(f"no guide {body.guide_code!r}", field="guide_code")
         with _named(store_id="store_code", guide_id="guide_code"):
             coupon, created = service.issue_coupon(
                 s,
@@ -232,17 +234,21 @@ def upload_batch(
     """Issue the template's coupon to every member of a CSV or Excel file (``member_id``, ``card_no``
     with ``card_source``, or ``phone``; optional ``issue_key``), in the background: poll
     ``GET /api/v1/coupons/batches/{id}``. The same file for the same template is the same batch, so
-    sending it again issues nothing more. Bad rows are kept: ``…/errors``."""
+    sending it again issues nothing more. Bad rows are kept: ``…/errors``. At most 50 MB (422, ``file``)."""
     require(p, rules.COUPONS_ADMIN)
-    data = file.file.read()
-    if not data:
-        raise ValidationFailed("the file is empty", field="file")
+    if file.size is not None and file.size > MAX_BATCH_FILE_BYTES:
+        raise ValidationFailed(_TOO_BIG, field="file")
     name = Path(file.filename or "members.csv").name
     folder = Path(tempfile.mkdtemp(prefix="datong-coupon-batch-"))
     # Only while the job runs: every row it could not take is kept encrypted, and the plaintext (it may
     # hold phone numbers) must not outlive it. Sending the file again resumes a batch that stopped.
     path = folder / f"upload{Path(name).suffix.lower() or '.csv'}"
-    path.write_bytes(data)
+    try:
+        _save_upload(file, path)
+    except ValidationFailed:
+        path.unlink(missing_ok=True)
+        folder.rmdir()
+        raise
     started = threading.Event()
     outcome: dict[str, Any] = {}
 
@@ -371,6 +377,38 @@ def _named(**fields: str) -> Iterator[None]:
     except DatongError as exc:
         exc.field = fields.get(exc.field or "", exc.field)
         raise
+
+
+def _save_upload(upload: UploadFile, path: Path) -> None:
+    """Copy an upload to ``path`` a chunk at a time (never the whole file in memory), refusing an empty
+    one, or one over the cap as soon as the cap is passed."""
+    size = 0
+    with path.open("wb") as out:
+        while chunk := upload.file.read(1024 * 1024):
+            size += len(chunk)
+            if size > MAX_BATCH_FILE_BYTES:
+                raise ValidationFailed(_TOO_BIG, field="file")
+            out.write(chunk)
+    if size == 0:
+        raise ValidationFailed("the file is empty", field="file")
+
+
+def _guide_to_issue_by(s: Session, p: Principal, code: str | None) -> str | None:
+    """The guide named, if any. To a caller bound to stores, a guide of a store it may not act at and a
+    guide that does not exist look alike (404), as its stores do."""
+    if code is None:
+        return None
+    scope = p.store_scope
+    try:
+        guide_id = queries.id_by_code(s, Guide, tenant_id=p.tenant_id, code=code, field="guide_code")
+    except ValidationFailed:
+        if scope is not None:
+            raise NotFound(f"no guide {code!r}", field="guide_code") from None
+        raise
+    guide = s.get(Guide, guide_id)
+    if guide is None or (scope is not None and guide.store_id not in scope):
+        raise NotFound(f"no guide {code!r}", field="guide_code")
+    return guide_id
 
 
 def _period(since: datetime | None, until: datetime) -> dict[str, str | None]:

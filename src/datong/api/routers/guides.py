@@ -5,8 +5,9 @@ Excel), manual adjustments, disputes, and KPIs.
 Guides and stores are named by their codes. Who sees which guide, store, code and credit is decided in
 one place, ``guides/scope.py``: HQ the whole brand, an agent or store manager its stores and their
 guides, a guide itself. Anything else answers as if it did not exist (404). Members are seen as
-everywhere else (``members.queries.get_member_for``). Adjustments and dispute resolutions move money:
-they carry an Idempotency-Key (``api/idempotency.py``).
+everywhere else (``members.queries.get_member_for``). Every write carries an Idempotency-Key
+(``api/idempotency.py``): a retry gives the first answer and never a second code, touch, dispute or
+ledger line.
 """
 
 from __future__ import annotations
@@ -61,40 +62,45 @@ IMAGE_HEADERS = {"Cache-Control": "private, max-age=300", "X-Content-Type-Option
 
 
 @router.post("/qr-codes", status_code=201)
-def create_qr_code(body: QrCodeIn, s: SessionDep, p: PrincipalDep) -> dict[str, Any]:
+def create_qr_code(
+    body: QrCodeIn, s: SessionDep, p: PrincipalDep, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
     """A guide's card (a guide makes its own), a store's code (its managers), or a campaign or event code
-    (HQ). The scene defaults to a short random one; a chosen scene must be free (409)."""
+    for a store (HQ). The scene defaults to a short random one; a chosen scene must be free (409)."""
     require(p, rules.GUIDES_WRITE)
-    scope = scope_of(s, p)
-    check_code_maker(scope, body.kind)
-    guide_id = store_id = None
-    if body.kind == "guide":
+
+    def act() -> tuple[int, dict[str, Any]]:
+        scope = scope_of(s, p)
+        check_code_maker(scope, body.kind)
+        guide_id = store_id = None
+        if body.kind == "guide":
+            if body.store_code is not None:
+                raise ValidationFailed(
+                    "a guide's card is for the guide's own store: leave store_code out", field="store_code"
+                )
+            guide_id = _guide_or_self(s, scope, body.guide_code).id
+        elif body.guide_code is not None:
+            raise ValidationFailed("only a guide's card names a guide", field="guide_code")
         if body.store_code is not None:
-            raise ValidationFailed(
-                "a guide's card is for the guide's own store: leave store_code out", field="store_code"
+            store_id = visible_store(s, scope, body.store_code).id
+        # A store's, campaign's or event code without a store: the service's store_id, named store_code.
+        with _named_by_code():
+            code = service.create_qr_code(
+                s,
+                tenant_id=p.tenant_id,
+                actor=p.label,
+                kind=body.kind,
+                name=body.name,
+                guide_id=guide_id,
+                store_id=store_id,
+                campaign_code=body.campaign_code,
+                window_days=body.window_days,
+                permanent=body.permanent,
+                scene=body.scene,
             )
-        guide_id = _guide_or_self(s, scope, body.guide_code).id
-    elif body.guide_code is not None:
-        raise ValidationFailed("only a guide's card names a guide", field="guide_code")
-    if body.store_code is not None:
-        store_id = visible_store(s, scope, body.store_code).id
-    elif body.kind == "store":
-        raise ValidationFailed("a store's code names the store", field="store_code")
-    with _named_by_code():
-        code = service.create_qr_code(
-            s,
-            tenant_id=p.tenant_id,
-            actor=p.label,
-            kind=body.kind,
-            name=body.name,
-            guide_id=guide_id,
-            store_id=store_id,
-            campaign_code=body.campaign_code,
-            window_days=body.window_days,
-            permanent=body.permanent,
-            scene=body.scene,
-        )
-    return views.qr_codes(s, tenant_id=p.tenant_id, codes=[code])[0]
+        return 201, views.qr_codes(s, tenant_id=p.tenant_id, codes=[code])[0]
+
+    return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
 
 @router.get("/qr-codes")
@@ -159,66 +165,85 @@ def member_guide(member_id: str, s: SessionDep, p: PrincipalDep) -> dict[str, An
 
 
 @router.post("/members/{member_id}/guide")
-def assign_guide(member_id: str, body: AssignIn, s: SessionDep, p: PrincipalDep) -> dict[str, Any]:
+def assign_guide(
+    member_id: str, body: AssignIn, s: SessionDep, p: PrincipalDep, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
     """HQ makes a guide the member's exclusive guide, whatever the brand's binding policy."""
     require(p, rules.GUIDES_ADMIN)
-    member = get_member_for(s, p, member_id)
-    guide = visible_guide(s, scope_of(s, p), body.guide_code)
-    with _named_by_code():
-        change = service.assign_guide(
-            s, tenant_id=p.tenant_id, member_id=member.id, guide_id=guide.id, actor=p.label, at=utcnow()
-        )
-    return views.binding_changes(s, [change])[0]
+
+    def act() -> tuple[int, dict[str, Any]]:
+        member = get_member_for(s, p, member_id)
+        guide = visible_guide(s, scope_of(s, p), body.guide_code)
+        with _named_by_code():
+            change = service.assign_guide(
+                s, tenant_id=p.tenant_id, member_id=member.id, guide_id=guide.id, actor=p.label, at=utcnow()
+            )
+        return 200, views.binding_changes(s, [change])[0]
+
+    return answer_once(s, p, idempotency_key, {"member_id": member_id, **body.model_dump(mode="json")}, act)
 
 
 @router.post("/hand-over")
-def hand_over(body: HandOverIn, s: SessionDep, p: PrincipalDep) -> dict[str, Any]:
+def hand_over(
+    body: HandOverIn, s: SessionDep, p: PrincipalDep, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
     """A guide leaves: marked as left, and every member of theirs goes to another guide or to a store's
     pool, each move kept in the member's history."""
     require(p, rules.GUIDES_ADMIN)
-    if (body.to_guide_code is None) == (body.to_store_code is None):
-        raise ValidationFailed(
-            "hand the members to a guide or to a store's pool, one of them", field="to_guide_code"
-        )
-    scope = scope_of(s, p)
-    leaving = visible_guide(s, scope, body.guide_code)
-    heir = visible_guide(s, scope, body.to_guide_code, field="to_guide_code") if body.to_guide_code else None
-    pool = visible_store(s, scope, body.to_store_code, field="to_store_code") if body.to_store_code else None
-    with _named_by_code():
-        moved = service.hand_over_members(
-            s,
-            tenant_id=p.tenant_id,
-            guide_id=leaving.id,
-            actor=p.label,
-            at=utcnow(),
-            to_guide_id=heir.id if heir else None,
-            to_store_id=pool.id if pool else None,
-        )
-    return {
-        "guide_id": leaving.id,
-        "guide_code": leaving.code,
-        "left_at": views.iso(leaving.left_at),
-        "members_moved": moved,
-        "to_guide_code": heir.code if heir else None,
-        "to_store_code": pool.code if pool else None,
-    }
+
+    def act() -> tuple[int, dict[str, Any]]:
+        if (body.to_guide_code is None) == (body.to_store_code is None):
+            raise ValidationFailed(
+                "hand the members to a guide or to a store's pool, one of them", field="to_guide_code"
+            )
+        scope = scope_of(s, p)
+        leaving = visible_guide(s, scope, body.guide_code)
+        to_guide, to_store = body.to_guide_code, body.to_store_code
+        heir = visible_guide(s, scope, to_guide, field="to_guide_code") if to_guide else None
+        pool = visible_store(s, scope, to_store, field="to_store_code") if to_store else None
+        with _named_by_code():
+            moved = service.hand_over_members(
+                s,
+                tenant_id=p.tenant_id,
+                guide_id=leaving.id,
+                actor=p.label,
+                at=utcnow(),
+                to_guide_id=heir.id if heir else None,
+                to_store_id=pool.id if pool else None,
+            )
+        return 200, {
+            "guide_id": leaving.id,
+            "guide_code": leaving.code,
+            "left_at": views.iso(leaving.left_at),
+            "members_moved": moved,
+            "to_guide_code": heir.code if heir else None,
+            "to_store_code": pool.code if pool else None,
+        }
+
+    return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
 
 @router.post("/touches", status_code=201)
-def record_touch(body: TouchIn, s: SessionDep, p: PrincipalDep) -> dict[str, Any]:
+def record_touch(
+    body: TouchIn, s: SessionDep, p: PrincipalDep, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
     """A guide reached a member (sent a link or a coupon, met them in the store): an online order within
     the attribution window may be credited to the guide. Timed now; a guide records only its own."""
     require(p, rules.GUIDES_WRITE)
-    member = get_member_for(s, p, body.member_id)
-    guide = _guide_or_self(s, scope_of(s, p), body.guide_code)
-    if not guide.active:
-        raise Conflict("this guide has left", field="guide_code")
-    touch = service.record_touch(
-        s, tenant_id=p.tenant_id, member_id=member.id, kind=body.kind, at=utcnow(), guide_id=guide.id
-    )
-    touch.detail = {"ref": body.ref, "actor": p.label}
-    s.flush()
-    return views.touch(touch, guide)
+
+    def act() -> tuple[int, dict[str, Any]]:
+        member = get_member_for(s, p, body.member_id)
+        guide = _guide_or_self(s, scope_of(s, p), body.guide_code)
+        if not guide.active:
+            raise Conflict("this guide has left", field="guide_code")
+        touch = service.record_touch(
+            s, tenant_id=p.tenant_id, member_id=member.id, kind=body.kind, at=utcnow(), guide_id=guide.id
+        )
+        touch.detail = {"ref": body.ref, "actor": p.label}
+        s.flush()
+        return 201, views.touch(touch, guide)
+
+    return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
 
 # --- an order's credit ------------------------------------------------------------------------------
@@ -302,21 +327,27 @@ def adjust(
 
 
 @router.post("/commission/disputes", status_code=201)
-def raise_dispute(body: DisputeIn, s: SessionDep, p: PrincipalDep) -> dict[str, Any]:
+def raise_dispute(
+    body: DisputeIn, s: SessionDep, p: PrincipalDep, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
     """Note that a guide's commission for a month is wrong (a guide for itself, a manager for its
     guides); HQ settles it."""
     require(p, rules.GUIDES_READ)
-    guide = visible_guide(s, scope_of(s, p), body.guide_code)
-    dispute = disputes.raise_dispute(
-        s,
-        tenant_id=p.tenant_id,
-        guide_id=guide.id,
-        period=body.period,
-        claim=body.claim,
-        actor=p.label,
-        order_id=_order_id(s, p, body.order),
-    )
-    return views.disputes(s, tenant_id=p.tenant_id, found=[dispute])[0]
+
+    def act() -> tuple[int, dict[str, Any]]:
+        guide = visible_guide(s, scope_of(s, p), body.guide_code)
+        dispute = disputes.raise_dispute(
+            s,
+            tenant_id=p.tenant_id,
+            guide_id=guide.id,
+            period=body.period,
+            claim=body.claim,
+            actor=p.label,
+            order_id=_order_id(s, p, body.order),
+        )
+        return 201, views.disputes(s, tenant_id=p.tenant_id, found=[dispute])[0]
+
+    return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)
 
 
 @router.get("/commission/disputes")

@@ -205,7 +205,9 @@ def refund(
     what the member already spent is reported as ``shortfall``), and that share of points spent is
     given back. Coupons redeemed on the order are reversed when it is refunded in full, or when the
     part kept no longer qualifies for them (``coupons``: each one's code, status and whether it is
-    reversed; the key is there only when the order carries coupons). See docs/coupon-orders.md."""
+    reversed; the key is there only when the order carries coupons). See docs/coupon-orders.md.
+    Refunded in full, the order loses its spend reward: ``reward_coupon`` is that coupon, void unless
+    it was used already (the key is there only then). See docs/spend-rewards.md."""
     require(p, rules.POINTS_WRITE)
 
     def act() -> tuple[int, dict[str, Any]]:
@@ -230,6 +232,9 @@ def refund(
         coupons = reverse_order_coupons(s, tenant_id=p.tenant_id, order=order, actor=p.label)
         if coupons:  # an order that carries coupons says what became of each
             answer["coupons"] = [asdict(c) for c in coupons]
+        reward, _voided = spend_rewards.void_order_reward(s, order=order, actor=p.label)
+        if reward is not None:
+            answer["reward_coupon"] = coupon_answer(s, reward)
         return 200, answer
 
     return answer_once(s, p, idempotency_key, body.model_dump(mode="json"), act)

@@ -37,11 +37,12 @@ def verify(appid: str, request: Request) -> str:
 async def receive(appid: str, request: Request, background: BackgroundTasks) -> Response:
     """A message or event: kept, answered ``success``, handled after the answer."""
     rt = runtime(request)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > callback.MAX_BODY_BYTES:
-        raise callback.BadMessage("the body is larger than any WeChat message", field="body")
-    body = await request.body()
-    inbox_id = await run_in_threadpool(_keep, rt, appid, dict(request.query_params), body)
+    body = bytearray()
+    async for chunk in request.stream():  # stop at the limit, whatever Content-Length says (or not)
+        body += chunk
+        if len(body) > callback.MAX_BODY_BYTES:
+            raise callback.BadMessage("the body is larger than any WeChat message", field="body")
+    inbox_id = await run_in_threadpool(_keep, rt, appid, dict(request.query_params), bytes(body))
     if inbox_id is not None:
         background.add_task(process_inbox, rt.db, rt.keyring, [inbox_id])
     return Response(content=callback.SUCCESS, media_type="text/plain")
@@ -55,6 +56,13 @@ def _keep(rt: Runtime, appid: str, params: dict[str, str], body: bytes) -> str |
         timestamp = params.get("timestamp", "")
         if timestamp.isdigit() and abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
             raise callback.BadSignature("the request's timestamp is too far from now", field="timestamp")
+        if secrets.aes_keys and not callback.is_safe_mode(params):
+            # Plain mode signs only the URL; an account with an EncodingAESKey takes signed bodies only.
+            raise callback.BadSignature(
+                "this account takes safe-mode (encrypted) messages only", field="encrypt_type"
+            )
         message = callback.unwrap(params, body, token=secrets.token, cipher=secrets.cipher(appid))
-        row, created = service.receive(s, account=account, message=message)
+        row, created = service.receive(
+            s, account=account, message=message, request=service.request_key(params)
+        )
         return row.id if created else None

@@ -19,14 +19,17 @@ from sqlalchemy.orm import Session
 
 from datong.channels.registration import Registration, register_member
 from datong.channels.wechat import callback
-from datong.channels.wechat.models import DONE, WechatAccount, WechatInbox
+from datong.channels.wechat.models import DONE, FAILED, PENDING, PROCESSING, WechatAccount, WechatInbox
+from datong.channels.wechat.senders import TEMPLATE
 from datong.channels.wechat.service import mark
 from datong.core.crypto import Keyring
+from datong.core.db import rowcount
 from datong.core.errors import DatongError, NotFound
 from datong.events.models import BehaviourEvent
 from datong.guides import service as guides
 from datong.jobs.models import DONE as OUTBOX_DONE
 from datong.jobs.models import FAILED as OUTBOX_FAILED
+from datong.jobs.models import PENDING as OUTBOX_PENDING
 from datong.jobs.models import OutboxMessage
 from datong.members.models import Identity
 from datong.members.queries import consent_granted
@@ -41,11 +44,18 @@ def source_of(appid: str) -> str:
 
 def process_message(session: Session, *, keyring: Keyring, inbox_id: str) -> str:
     """Handle one stored message; returns its new status. A message handled already is left alone."""
+    # Claim the row first: a second worker (the answer's background task and the sweep) waits here
+    # for the first to commit, then finds it handled and leaves it alone.
+    claimed = session.execute(
+        update(WechatInbox)
+        .where(WechatInbox.id == inbox_id, WechatInbox.status.in_((PENDING, FAILED)))
+        .values(status=PROCESSING)
+    )
     row = session.get(WechatInbox, inbox_id)
     if row is None:
         raise NotFound(f"no inbox message {inbox_id}", field="inbox_id")
-    if row.status == DONE:
-        return DONE
+    if rowcount(claimed) != 1:
+        return row.status
     account = session.scalar(select(WechatAccount).where(WechatAccount.appid == row.appid))
     assert account is not None
     message = callback.message_from_fields(row.message)
@@ -130,6 +140,17 @@ def _forget(session: Session, account: WechatAccount, row: WechatInbox, openid: 
                 BehaviourEvent.via == via,
             )
         )
+    # Template messages not sent yet are not sent to someone who left; sent ones forget the address.
+    session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.tenant_id == account.tenant_id,
+            OutboxMessage.kind == TEMPLATE,
+            OutboxMessage.status == OUTBOX_PENDING,
+            OutboxMessage.payload["touser"].as_string() == openid,
+        )
+        .values(status=OUTBOX_FAILED, last_error="the member unfollowed the account", payload={})
+    )
     # The stored messages of that user up to this one keep only what proves they were handled (the
     # dedupe key, so a retry still changes nothing); one not handled yet is moot now.
     session.execute(

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from datong.core.db import Base, TenantScoped, Timestamped
 from datong.core.ids import new_id
 
-PENDING, DONE, FAILED = "pending", "done", "failed"
+PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
+MAX_ATTEMPTS = 5  # a message that failed this often waits for an operator
 
 
 class WechatAccount(Base, TenantScoped, Timestamped):
@@ -48,6 +49,9 @@ class WechatInbox(Base, TenantScoped):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("wxi"))
     appid: Mapped[str] = mapped_column(String(64))
     dedupe_key: Mapped[str] = mapped_column(String(160))
+    # The signed request it came in (timestamp, nonce, signatures): one request carries one message, so
+    # a captured URL replayed with another body is refused.
+    request_key: Mapped[str | None] = mapped_column(String(64), index=True)
     openid: Mapped[str | None] = mapped_column(String(64))
     event: Mapped[str | None] = mapped_column(String(40))
     message: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

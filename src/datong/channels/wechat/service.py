@@ -10,7 +10,9 @@ reaches its outbox row.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +20,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from datong.channels.wechat import callback
-from datong.channels.wechat.models import DONE, FAILED, PENDING, WechatAccount, WechatInbox
+from datong.channels.wechat.models import (
+    DONE,
+    FAILED,
+    MAX_ATTEMPTS,
+    PENDING,
+    PROCESSING,
+    WechatAccount,
+    WechatInbox,
+)
 from datong.core.clock import utcnow
 from datong.core.crypto import Keyring
 from datong.core.db import upsert_insert
@@ -123,11 +133,34 @@ def account_secrets(keyring: Keyring, account: WechatAccount) -> AccountSecrets:
     return AccountSecrets(token, keys, _open(keyring, account, "secret_enc", account.secret_enc))
 
 
+def request_key(params: Mapping[str, str]) -> str:
+    """The signed request's identity: its timestamp, nonce and signatures."""
+    parts = [params.get(name, "") for name in ("timestamp", "nonce", "signature", "msg_signature")]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
 def receive(
-    session: Session, *, account: WechatAccount, message: callback.Message, at: datetime | None = None
+    session: Session,
+    *,
+    account: WechatAccount,
+    message: callback.Message,
+    at: datetime | None = None,
+    request: str | None = None,
 ) -> tuple[WechatInbox, bool]:
-    """Keep a message in the inbox, once: a retry of the same push returns the first row, unchanged."""
+    """Keep a message in the inbox, once: a retry of the same push returns the first row, unchanged.
+    A signed request (``request``, see :func:`request_key`) that already brought another message is
+    refused: plain mode signs the URL, not the body, so that is a captured URL replayed."""
     key = callback.dedupe_key(message)
+    if request is not None:
+        other = session.scalar(
+            select(WechatInbox.id).where(
+                WechatInbox.tenant_id == account.tenant_id,
+                WechatInbox.request_key == request,
+                WechatInbox.dedupe_key != key,
+            )
+        )
+        if other is not None:
+            raise callback.BadSignature("this signed request was used for another message", field="nonce")
     query = select(WechatInbox).where(
         WechatInbox.tenant_id == account.tenant_id,
         WechatInbox.appid == account.appid,
@@ -140,6 +173,7 @@ def receive(
             tenant_id=account.tenant_id,
             appid=account.appid,
             dedupe_key=key,
+            request_key=request,
             openid=message.from_user,
             event=message.event or message.msg_type,
             message=dict(message.raw),
@@ -157,8 +191,12 @@ def receive(
 
 
 def pending_inbox(session: Session, *, limit: int = 100, tenant_id: str | None = None) -> list[str]:
-    """Ids of messages not yet handled (oldest first), e.g. left by a crash after the answer."""
-    query = select(WechatInbox.id).where(WechatInbox.status == PENDING)
+    """Ids of messages not yet handled (oldest first): left by a crash after the answer, or failed
+    fewer than ``MAX_ATTEMPTS`` times (a database that was briefly away)."""
+    query = select(WechatInbox.id).where(
+        (WechatInbox.status == PENDING)
+        | ((WechatInbox.status == FAILED) & (WechatInbox.attempts < MAX_ATTEMPTS))
+    )
     if tenant_id is not None:
         query = query.where(WechatInbox.tenant_id == tenant_id)
     return list(session.scalars(query.order_by(WechatInbox.received_at, WechatInbox.id).limit(limit)))
@@ -167,7 +205,7 @@ def pending_inbox(session: Session, *, limit: int = 100, tenant_id: str | None =
 def mark(
     session: Session, *, inbox_id: str, status: str, error: str | None = None, member_id: str | None = None
 ) -> None:
-    if status not in (DONE, FAILED, PENDING):
+    if status not in (DONE, FAILED, PENDING, PROCESSING):
         raise ValueError(status)
     session.execute(
         update(WechatInbox)

@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("appid", sa.String(length=64), nullable=False),
         sa.Column("dedupe_key", sa.String(length=160), nullable=False),
+        sa.Column("request_key", sa.String(length=64), nullable=True),
         sa.Column("openid", sa.String(length=64), nullable=True),
         sa.Column("event", sa.String(length=40), nullable=True),
         sa.Column("message", sa.JSON(), nullable=False),
@@ -83,6 +84,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("wechat_inbox", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_wechat_inbox_request_key"), ["request_key"], unique=False)
         batch_op.create_index("ix_wechat_inbox_openid", ["tenant_id", "appid", "openid"], unique=False)
         batch_op.create_index("ix_wechat_inbox_status", ["tenant_id", "status", "received_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_wechat_inbox_tenant_id"), ["tenant_id"], unique=False)
@@ -136,6 +138,7 @@ def downgrade() -> None:
 
     op.drop_table("wechat_token")
     with op.batch_alter_table("wechat_inbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_wechat_inbox_request_key"))
         batch_op.drop_index(batch_op.f("ix_wechat_inbox_tenant_id"))
         batch_op.drop_index("ix_wechat_inbox_status")
         batch_op.drop_index("ix_wechat_inbox_openid")
