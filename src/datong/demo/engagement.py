@@ -1,7 +1,8 @@
 """The demo brand's coupons, lucky draw and guides, after its members and points: a welcome coupon for
 some members, spend-tiered rewards, a lucky draw with free daily entries, and guides whose QR codes some
 members scanned before buying on Tmall or JD — so the attribution and commission jobs have real work
-and the API has something to show. Deterministic (seeded), and safe to run again (nothing doubles)."""
+and the API has something to show. The choices are seeded (the members picked still differ from run
+to run, their ids being random), and running it again doubles nothing."""
 
 from __future__ import annotations
 
