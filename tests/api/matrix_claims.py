@@ -58,6 +58,7 @@ def _receipt(w: World, target: str, member_id: str) -> SpendClaim:
         return claims.submit_receipt_claim(
             s,
             tenant_id=brand.tenant_id,
+            keyring=w.keyring,
             member_id=member_id,
             photo=photo(),
             store_id=brand.stores[home] if home else None,
@@ -232,7 +233,7 @@ def call_photo(w: World, caller: str, target: str, ok: bool) -> httpx.Response:
             with w.db.reading() as s:
                 kept = s.get(SpendClaim, claim_id)
                 assert kept is not None
-                assert response.content == kept.photo
+                assert response.content == claims.receipt_photo(w.keyring, kept)  # kept encrypted
             assert response.headers["content-type"] == "image/jpeg"
             brand, _home_store = _home(w, target)
             assert w.audit_actions(brand.tenant_id, claim_id) == ["spend_claim.photo_view"]

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from datong.channels.records import OrderFields
+from datong.core.crypto import Keyring
 from datong.core.db import Database
 from datong.core.errors import Conflict, NotFound, ValidationFailed
 from datong.coupons import claims, service
@@ -310,10 +311,14 @@ def test_claims_and_the_pos_at_the_same_moment_reward_an_order_once(database: Da
 # --- receipt photos -----------------------------------------------------------------------------------
 
 
+KEYRING = Keyring(master=os.urandom(32))
+
+
 def _receipt(s: Session, brand: Brand, photo: bytes, *, store: str | None = "D1") -> SpendClaim:
     return claims.submit_receipt_claim(
         s,
         tenant_id=brand.tenant_id,
+        keyring=KEYRING,
         member_id=brand.members[0],
         photo=photo,
         store_id=brand.stores[store] if store else None,
@@ -496,6 +501,17 @@ def test_only_a_jpeg_or_png_of_at_most_5_mb_is_taken(database: Database, photo: 
         _receipt(s, brand, photo)
     assert (err.value.field, err.value.message) == ("photo", message)
     assert _state(database) == before
+
+
+def test_the_photo_is_kept_encrypted_and_opened_as_sent(database: Database) -> None:
+    sent = _photo()
+    with database.unit_of_work() as s:
+        claim_id = _receipt(s, _brand(s), sent).id
+    with database.reading() as s:
+        claim = s.get(SpendClaim, claim_id)
+        assert claim is not None and claim.photo is not None
+        assert sent not in claim.photo and sent[4:] not in claim.photo
+        assert claims.receipt_photo(KEYRING, claim) == sent
 
 
 def test_the_same_photo_twice_is_refused(database: Database) -> None:

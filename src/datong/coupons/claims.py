@@ -17,6 +17,7 @@ The bands and the once-per-purchase rule are in ``spend_rewards.py``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session
 
+from datong.core.crypto import Keyring
 from datong.core.db import advisory_lock_id, is_sqlite
 from datong.core.errors import Conflict, DatongError, NotFound, ValidationFailed
 from datong.core.ids import new_id
@@ -59,6 +61,9 @@ RULE = "system:spend-rule"  # who decided a claim checked by its rule
 
 
 # --- submitting ---------------------------------------------------------------------------------------
+
+
+_TABLE = "spend_claim"
 
 
 def submit_order_claim(
@@ -112,10 +117,18 @@ def photo_type(photo: bytes) -> str:
 
 
 def submit_receipt_claim(
-    session: Session, *, tenant_id: str, member_id: str, photo: bytes, store_id: str | None, at: datetime
+    session: Session,
+    *,
+    tenant_id: str,
+    keyring: Keyring,
+    member_id: str,
+    photo: bytes,
+    store_id: str | None,
+    at: datetime,
 ) -> SpendClaim:
     """A member's claim by receipt photo, ``store_id`` the store the member says it is from (it puts the
-    photo before that store's staff). Pending until staff review it."""
+    photo before that store's staff). Pending until staff review it. The photo is kept encrypted (a
+    receipt may show a name or a card number): :func:`receipt_photo` opens it."""
     get_active_member(session, tenant_id=tenant_id, member_id=member_id)
     media_type = photo_type(photo)
     digest = hashlib.sha256(photo).hexdigest()
@@ -133,15 +146,31 @@ def submit_receipt_claim(
         member_id=member_id,
         kind=BY_RECEIPT,
         store_id=store_id,
-        photo=photo,
         photo_type=media_type,
         photo_sha256=digest,
         status=PENDING,
         created_at=at,
     )
+    claim.photo = keyring.encrypt(
+        base64.b64encode(photo).decode("ascii"),
+        tenant_id=tenant_id,
+        table=_TABLE,
+        row_id=claim.id,
+        column="photo",
+    )
     session.add(claim)
     session.flush()
     return claim
+
+
+def receipt_photo(keyring: Keyring, claim: SpendClaim) -> bytes | None:
+    """The photo as the member sent it (None for a claim by order number)."""
+    if claim.photo is None:
+        return None
+    text = keyring.decrypt(
+        claim.photo, tenant_id=claim.tenant_id, table=_TABLE, row_id=claim.id, column="photo"
+    )
+    return base64.b64decode(text)
 
 
 # --- the rule for order numbers -----------------------------------------------------------------------

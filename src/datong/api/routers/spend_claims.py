@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Header, Query, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from datong.api.deps import PrincipalDep, SessionDep
+from datong.api.deps import PrincipalDep, SessionDep, runtime
 from datong.api.idempotency import answer_once
 from datong.core.clock import utcnow
 from datong.core.errors import NotFound
@@ -79,6 +79,7 @@ def submit_order(
 
 @router.post("/receipts", status_code=201)
 def submit_receipt(
+    request: Request,
     s: SessionDep,
     p: PrincipalDep,
     member_id: Annotated[str, Form(min_length=1, max_length=32)],
@@ -97,6 +98,7 @@ def submit_receipt(
         claim = claims.submit_receipt_claim(
             s,
             tenant_id=p.tenant_id,
+            keyring=runtime(request).keyring,
             member_id=member.id,
             photo=data,
             store_id=store.id if store else None,
@@ -133,11 +135,12 @@ def get_claim(claim_id: str, s: SessionDep, p: PrincipalDep) -> dict[str, Any]:
 
 
 @router.get("/{claim_id}/photo", response_class=Response)
-def claim_photo(claim_id: str, s: SessionDep, p: PrincipalDep) -> Response:
+def claim_photo(claim_id: str, request: Request, s: SessionDep, p: PrincipalDep) -> Response:
     """The receipt photo as sent. A receipt may show a name or a card number: every view is audited."""
     require(p, rules.COUPONS_READ)
     claim = claim_queries.get_claim_for(s, p, claim_id)
-    if claim.photo is None or claim.photo_type is None:
+    photo = claims.receipt_photo(runtime(request).keyring, claim)
+    if photo is None or claim.photo_type is None:
         raise NotFound("an order-number claim has no photo", field="claim_id")
     audit(
         s,
@@ -148,7 +151,7 @@ def claim_photo(claim_id: str, s: SessionDep, p: PrincipalDep) -> Response:
         object_id=claim.id,
     )
     headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
-    return Response(claim.photo, media_type=claim.photo_type, headers=headers)
+    return Response(photo, media_type=claim.photo_type, headers=headers)
 
 
 @router.post("/{claim_id}/approve")
