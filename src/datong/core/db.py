@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import CursorResult, DateTime, Engine, MetaData, String, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Engine, MetaData, String, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
@@ -121,6 +121,13 @@ def rowcount(result: Any) -> int:
 def advisory_lock_id(name: str) -> int:
     """A PostgreSQL advisory lock key (signed 64 bits) for a name."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def hold_named_lock(session: Session, name: str) -> None:
+    """Hold a lock on ``name`` until the transaction ends, for work that must take turns but has no
+    row to lock (yet). On PostgreSQL an advisory lock; SQLite's writers take turns already."""
+    if not is_sqlite(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": advisory_lock_id(name)})
 
 
 class Database:

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from datong.core.crypto import Keyring
-from datong.core.db import advisory_lock_id, is_sqlite
+from datong.core.db import hold_named_lock
 from datong.core.errors import Conflict, DatongError, NotFound, ValidationFailed
 from datong.core.ids import new_id
 from datong.coupons.models import SpendClaim
@@ -132,9 +132,7 @@ def submit_receipt_claim(
     get_active_member(session, tenant_id=tenant_id, member_id=member_id)
     media_type = photo_type(photo)
     digest = hashlib.sha256(photo).hexdigest()
-    if not is_sqlite(session):  # two uploads of one photo at once take turns (SQLite's writers do anyway)
-        lock_id = advisory_lock_id(f"spend-photo|{tenant_id}|{digest}")
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+    hold_named_lock(session, f"spend-photo|{tenant_id}|{digest}")  # two uploads of one photo take turns
     sent = session.scalar(
         select(SpendClaim.id).where(SpendClaim.tenant_id == tenant_id, SpendClaim.photo_sha256 == digest)
     )

@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from datong.core.clock import utcnow
-from datong.core.db import advisory_lock_id, is_sqlite, rowcount
+from datong.core.db import hold_named_lock, rowcount
 from datong.core.errors import Conflict, NotFound, ValidationFailed
 from datong.core.ids import new_id
 from datong.coupons import limits
@@ -288,10 +288,7 @@ def hold_order(session: Session, *, tenant_id: str, channel: str, order_no: str)
     """Take the order's coupon lock until the transaction ends, before reading the coupons already on
     it: two coupons redeemed on one order at the same moment then see each other, so stacking rules
     (exclusive, one per category) hold. (SQLite's writers take turns already.)"""
-    if is_sqlite(session):
-        return
-    lock_id = advisory_lock_id(f"coupon-order|{tenant_id}|{channel}|{order_no}")
-    session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+    hold_named_lock(session, f"coupon-order|{tenant_id}|{channel}|{order_no}")
 
 
 def find_coupon(

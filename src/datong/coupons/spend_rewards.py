@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, literal, select, text, update
+from sqlalchemy import ColumnElement, Select, String, literal, select, update
 from sqlalchemy.orm import Session
 
-from datong.core.db import advisory_lock_id, is_sqlite, rowcount
+from datong.core.db import hold_named_lock, rowcount
 from datong.core.errors import DatongError, ValidationFailed
 from datong.coupons.models import ISSUED, VOID, Coupon
 from datong.coupons.service import issue_coupon
@@ -119,9 +119,7 @@ def hold_purchase(session: Session, *, tenant_id: str, issue_keys: Sequence[str]
     sale it is of) take turns and the second finds the first's coupon. One lock per purchase: the last
     key's, which for a POS sale is its receipt's, the one key a receipt's approval knows before it has
     found the sale. (SQLite's writers take turns already.)"""
-    if not is_sqlite(session):
-        lock_id = advisory_lock_id(f"spend-reward|{tenant_id}|{issue_keys[-1]}")
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+    hold_named_lock(session, f"spend-reward|{tenant_id}|{issue_keys[-1]}")
 
 
 def _rewards(tenant_id: str, issue_keys: Sequence[str]) -> Select[Coupon]:
